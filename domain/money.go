@@ -1,0 +1,202 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/big"
+	"regexp"
+
+	"github.com/shopspring/decimal"
+)
+
+// Money is an amount in the deployment's one currency with exactly two
+// fraction digits. Every operation keeps it at two places; rounding happens
+// only where a rule of DESIGN.md §4 says how.
+type Money struct{ d decimal.Decimal }
+
+// maxMoneyDigits bounds the integer part so that a typo of a hundred digits
+// is refused instead of becoming a very large liability.
+const maxMoneyDigits = 12
+
+// moneyPattern is the only accepted written form: no sign, no exponent, no
+// leading zeros, exactly two fraction digits.
+var moneyPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,11})\.[0-9]{2}$`)
+
+// ParseMoney parses a written amount such as "2448.00". It accepts nothing
+// else: "2448", "2448.0", "2448.000", "-1.00", "1e3" and "" are errors.
+func ParseMoney(s string) (Money, error) {
+	if !moneyPattern.MatchString(s) {
+		return Money{}, Errorf(CodeInvalidAmount,
+			"amount %q is not of the form \"480.00\": digits, a point and exactly two decimals, no sign, at most %d digits before the point",
+			truncate(s, 40), maxMoneyDigits)
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil { // unreachable given the pattern, kept for safety
+		return Money{}, Errorf(CodeInvalidAmount, "amount %q: %v", truncate(s, 40), err)
+	}
+	return Money{d}, nil
+}
+
+// MustMoney parses s or panics; for tests and constants only.
+func MustMoney(s string) Money {
+	m, err := ParseMoney(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// Cents returns an amount from a count of cents; it may be negative, which
+// is useful for differences but never for a parsed amount.
+func Cents(c int64) Money { return Money{decimal.New(c, -2)} }
+
+// String writes the amount with exactly two decimals.
+func (m Money) String() string { return m.d.StringFixed(2) }
+
+// Add returns m + o.
+func (m Money) Add(o Money) Money { return Money{m.d.Add(o.d)} }
+
+// Sub returns m - o.
+func (m Money) Sub(o Money) Money { return Money{m.d.Sub(o.d)} }
+
+// Cmp compares m and o: -1, 0 or +1.
+func (m Money) Cmp(o Money) int { return m.d.Cmp(o.d) }
+
+// Equal reports whether m and o are the same amount.
+func (m Money) Equal(o Money) bool { return m.d.Equal(o.d) }
+
+// IsZero reports whether m is 0.00.
+func (m Money) IsZero() bool { return m.d.IsZero() }
+
+// IsNegative reports whether m is below 0.00.
+func (m Money) IsNegative() bool { return m.d.IsNegative() }
+
+// IsPositive reports whether m is above 0.00.
+func (m Money) IsPositive() bool { return m.d.IsPositive() }
+
+// MulRateHalfUp returns m × r rounded half-up to the cent, the rounding that
+// §4 prescribes for a price from a rate and for a cancellation fee.
+func (m Money) MulRateHalfUp(r Rate) Money {
+	return Money{roundHalfUp(m.d.Mul(r.d))}
+}
+
+// Decimal exposes the value for arithmetic the type does not offer.
+func (m Money) Decimal() decimal.Decimal { return m.d }
+
+// roundHalfUp rounds half away from zero to two places. decimal.Round does
+// exactly that; naming it keeps the rule visible at each call site.
+func roundHalfUp(d decimal.Decimal) decimal.Decimal { return d.Round(2) }
+
+// MaxMoney returns the larger of a and b.
+func MaxMoney(a, b Money) Money {
+	if a.Cmp(b) >= 0 {
+		return a
+	}
+	return b
+}
+
+// MinMoney returns the smaller of a and b.
+func MinMoney(a, b Money) Money {
+	if a.Cmp(b) <= 0 {
+		return a
+	}
+	return b
+}
+
+// MarshalJSON writes the amount as a JSON string, "2448.00".
+func (m Money) MarshalJSON() ([]byte, error) {
+	return json.Marshal(m.String())
+}
+
+// UnmarshalJSON accepts only a JSON string in the strict form of ParseMoney:
+// a JSON number is refused, since a float in transit has already lost the
+// cents that a ledger must keep.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '"' {
+		return Errorf(CodeInvalidAmount, "amount must be a JSON string such as \"480.00\", not %s", truncate(string(bytes.TrimSpace(b)), 40))
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Errorf(CodeInvalidAmount, "amount must be a JSON string such as \"480.00\"")
+	}
+	v, err := ParseMoney(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// Rate is a decimal factor such as a discount rate ("0.85") or a
+// cancellation-fee rate ("0.10"), written with at most four decimals.
+type Rate struct{ d decimal.Decimal }
+
+var ratePattern = regexp.MustCompile(`^[01](\.[0-9]{1,4})?$`)
+
+// ParseRate parses a rate between 0 and 1 inclusive, such as "0.85".
+func ParseRate(s string) (Rate, error) {
+	if !ratePattern.MatchString(s) {
+		return Rate{}, Errorf(CodeInvalidField, "rate %q is not a decimal between 0 and 1 with at most four decimals, such as \"0.85\"", truncate(s, 40))
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return Rate{}, Errorf(CodeInvalidField, "rate %q: %v", truncate(s, 40), err)
+	}
+	if d.GreaterThan(decimal.NewFromInt(1)) {
+		return Rate{}, Errorf(CodeInvalidField, "rate %q is above 1", s)
+	}
+	return Rate{d}, nil
+}
+
+// MustRate parses s or panics; for tests and constants only.
+func MustRate(s string) Rate {
+	r, err := ParseRate(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// String writes the rate with two decimals at least ("0.10", "0.8550").
+func (r Rate) String() string {
+	if r.d.Exponent() >= -2 {
+		return r.d.StringFixed(2)
+	}
+	return r.d.String()
+}
+
+// IsZero reports whether the rate is 0.
+func (r Rate) IsZero() bool { return r.d.IsZero() }
+
+// Cmp compares two rates.
+func (r Rate) Cmp(o Rate) int { return r.d.Cmp(o.d) }
+
+// MarshalJSON writes the rate as a JSON string.
+func (r Rate) MarshalJSON() ([]byte, error) { return json.Marshal(r.String()) }
+
+// UnmarshalJSON accepts only a JSON string, for the same reason as Money.
+func (r *Rate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '"' {
+		return Errorf(CodeInvalidField, "rate must be a JSON string such as \"0.85\", not %s", truncate(string(bytes.TrimSpace(b)), 40))
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Errorf(CodeInvalidField, "rate must be a JSON string such as \"0.85\"")
+	}
+	v, err := ParseRate(s)
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+func decimalFromBigCents(c *big.Int) decimal.Decimal { return decimal.NewFromBigInt(c, -2) }
