@@ -1,0 +1,383 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// Config configures the ledger's stream.
+type Config struct {
+	Stream   string // default "LEDGER"
+	Dealer   string
+	Replicas int // 1 for the embedded server
+	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values.
+	// Beyond it the domain's own rules (a repair order deducts once, a
+	// receipt pays once) and the idempotency key in each envelope still
+	// hold; the window only makes a quick retry cheap.
+	DuplicateWindow time.Duration
+}
+
+// Store is one dealer's view of the ledger stream.
+type Store struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   string
+	subjects Subjects
+	locks    keyedMutex
+}
+
+// Errors the store returns as values.
+var (
+	// ErrConflict: the subject moved past the expected sequence.
+	ErrConflict = errors.New("eventstore: wrong last subject sequence")
+	// ErrNotFound: no message at the requested place.
+	ErrNotFound = errors.New("eventstore: not found")
+)
+
+// DuplicateError is returned when JetStream recognised a message id within
+// its duplicate window; Seq is where the first copy is stored.
+type DuplicateError struct{ Seq uint64 }
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("eventstore: duplicate message id, first stored at seq %d", e.Seq)
+}
+
+// Open sets up the stream (creating it, or adding the dealer's subjects to
+// an existing one) and returns the store.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = "LEDGER"
+	}
+	if cfg.Replicas < 1 {
+		cfg.Replicas = 1
+	}
+	if cfg.DuplicateWindow <= 0 {
+		cfg.DuplicateWindow = time.Hour
+	}
+	if err := CheckDealer(cfg.Dealer); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s := &Store{nc: nc, js: js, stream: cfg.Stream, subjects: Subjects{Dealer: cfg.Dealer}}
+	sc := jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "packledger: every fact of every dealer's prepaid maintenance packages",
+		Subjects:    []string{s.subjects.All()},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		// No age, size or count limit: dealers must keep prepaid records
+		// at least five years, a ledger keeps them all.
+		MaxAge: 0, MaxBytes: -1, MaxMsgs: -1, MaxMsgsPerSubject: -1,
+		Discard:            jetstream.DiscardNew, // never drop history to make room
+		Replicas:           cfg.Replicas,
+		Duplicates:         cfg.DuplicateWindow,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+	}
+	info, err := js.Stream(ctx, cfg.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Stream, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	default:
+		// Another dealer may share the stream: keep its subjects.
+		have := info.CachedInfo().Config.Subjects
+		if !slices.Contains(have, s.subjects.All()) {
+			sc.Subjects = append(slices.Clone(have), s.subjects.All())
+		} else {
+			sc.Subjects = have
+		}
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("update stream %s: %w", cfg.Stream, err)
+		}
+	}
+	return s, nil
+}
+
+// Subjects names this dealer's subjects.
+func (s *Store) Subjects() Subjects { return s.subjects }
+
+// StreamName is the stream's name.
+func (s *Store) StreamName() string { return s.stream }
+
+// LastSeq is the stream's last sequence, across all dealers.
+func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
+
+// Info returns the stream's configuration and state as JetStream reports it.
+func (s *Store) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	return st.CachedInfo(), nil
+}
+
+// loadBatch is how many messages one direct-get round trip asks for.
+const loadBatch = 512
+
+// Load returns every event on one subject, in order. It uses JetStream's
+// batched direct get, one round trip per loadBatch events, which reads the
+// subject's index instead of scanning the stream.
+func (s *Store) Load(ctx context.Context, subject string) ([]domain.Envelope, error) {
+	var out []domain.Envelope
+	start := uint64(1)
+	for {
+		envs, pending, last, err := s.loadFrom(ctx, subject, start)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, envs...)
+		if pending == 0 || last == 0 {
+			return out, nil
+		}
+		start = last + 1
+	}
+}
+
+type directGetRequest struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+	Batch   int    `json:"batch,omitempty"`
+}
+
+func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (envs []domain.Envelope, pending, last uint64, err error) {
+	inbox := s.nc.NewRespInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+	}
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(directGetRequest{Seq: start, NextFor: subject, Batch: loadBatch})
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+s.stream, inbox, req); err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+		}
+		switch msg.Header.Get("Status") {
+		case "":
+		case "404":
+			return envs, 0, 0, nil // nothing (more) on the subject
+		case "204": // end of batch
+			pending, err = seqHeader(msg.Header, "Nats-Num-Pending")
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+			}
+			last, _ = seqHeader(msg.Header, "Nats-Last-Sequence")
+			return envs, pending, last, nil
+		case "503":
+			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, nats.ErrNoResponders)
+		default:
+			return nil, 0, 0, fmt.Errorf("load %s: status %s %s", subject, msg.Header.Get("Status"), msg.Header.Get("Description"))
+		}
+		seq, err := seqHeader(msg.Header, "Nats-Sequence")
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+		}
+		env, err := Decode(msg.Header.Get("Nats-Subject"), seq, msg.Header, msg.Data)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		envs = append(envs, env)
+	}
+}
+
+// Get returns the event stored at a stream sequence.
+func (s *Store) Get(ctx context.Context, seq uint64) (domain.Envelope, error) {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return domain.Envelope{}, fmt.Errorf("stream: %w", err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return domain.Envelope{}, ErrNotFound
+	}
+	if err != nil {
+		return domain.Envelope{}, fmt.Errorf("get seq %d: %w", seq, err)
+	}
+	return Decode(m.Subject, m.Sequence, m.Header, m.Data)
+}
+
+// Last returns the last event on a subject, or ErrNotFound.
+func (s *Store) Last(ctx context.Context, subject string) (domain.Envelope, error) {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return domain.Envelope{}, fmt.Errorf("stream: %w", err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return domain.Envelope{}, ErrNotFound
+	}
+	if err != nil {
+		return domain.Envelope{}, fmt.Errorf("last on %s: %w", subject, err)
+	}
+	return Decode(m.Subject, m.Sequence, m.Header, m.Data)
+}
+
+// Outgoing is one message to append.
+type Outgoing struct {
+	Subject string
+	Body    []byte
+	Hash    string
+	Type    string
+	// Expect, when set, is the subject's required last sequence (0: the
+	// subject must be empty).
+	Expect *uint64
+	// MsgID, when set, lets JetStream drop a retried copy within its
+	// duplicate window.
+	MsgID string
+}
+
+func (o Outgoing) header() nats.Header {
+	h := nats.Header{}
+	h.Set(HeaderHash, o.Hash)
+	h.Set(HeaderType, o.Type)
+	if o.Expect != nil {
+		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*o.Expect, 10))
+	}
+	if o.MsgID != "" {
+		h.Set(jetstream.MsgIDHeader, o.MsgID)
+	}
+	return h
+}
+
+// Append stores msgs atomically: all or none. One message is a plain
+// publish; several are one JetStream atomic batch, so a command's events
+// (a payment and the activation it causes, a payment and its receipt
+// claim) never land halfway. It returns the stream sequence of each.
+func (s *Store) Append(ctx context.Context, msgs []Outgoing) ([]uint64, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	switch len(msgs) {
+	case 0:
+		return nil, nil
+	case 1:
+		m := &nats.Msg{Subject: msgs[0].Subject, Header: msgs[0].header(), Data: msgs[0].Body}
+		ack, err := s.js.PublishMsg(ctx, m)
+		if err != nil {
+			return nil, classifyPublishErr(err)
+		}
+		if ack.Duplicate {
+			return nil, &DuplicateError{Seq: ack.Sequence}
+		}
+		return []uint64{ack.Sequence}, nil
+	}
+	return s.appendBatch(ctx, msgs)
+}
+
+type pubAckResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+	Stream    string `json:"stream"`
+	Seq       uint64 `json:"seq"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	BatchID   string `json:"batch,omitempty"`
+	Count     int    `json:"count,omitempty"`
+}
+
+// JetStream's error codes that mean "the subject moved": the plain and
+// the batch forms.
+const (
+	errCodeWrongLastSeq        = 10071
+	errCodeWrongLastSeqConst   = 10164
+	errCodeBatchDuplicateMsgID = 10201
+)
+
+func (s *Store) appendBatch(ctx context.Context, msgs []Outgoing) ([]uint64, error) {
+	id := nats.NewInbox()[len(nats.InboxPrefix):] // unique, short enough (≤ 64)
+	for i, o := range msgs {
+		m := &nats.Msg{Subject: o.Subject, Header: o.header(), Data: o.Body}
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			// Only the commit is answered; an earlier failure is reported
+			// in the commit's answer.
+			if err := s.nc.PublishMsg(m); err != nil {
+				return nil, classifyPublishErr(err)
+			}
+			continue
+		}
+		m.Header.Set("Nats-Batch-Commit", "1")
+		reply, err := s.nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return nil, classifyPublishErr(err)
+		}
+		var r pubAckResponse
+		if err := json.Unmarshal(reply.Data, &r); err != nil {
+			return nil, fmt.Errorf("atomic batch: bad answer %q: %w", reply.Data, err)
+		}
+		if r.Error != nil {
+			switch r.Error.ErrCode {
+			case errCodeWrongLastSeq, errCodeWrongLastSeqConst:
+				return nil, ErrConflict
+			case errCodeBatchDuplicateMsgID:
+				return nil, &DuplicateError{}
+			}
+			return nil, fmt.Errorf("atomic batch: %s (%d)", r.Error.Description, r.Error.ErrCode)
+		}
+		if r.Duplicate {
+			return nil, &DuplicateError{Seq: r.Seq}
+		}
+		if r.Count != len(msgs) {
+			return nil, fmt.Errorf("atomic batch: committed %d of %d messages", r.Count, len(msgs))
+		}
+		seqs := make([]uint64, len(msgs))
+		for k := range seqs {
+			seqs[k] = r.Seq - uint64(len(msgs)-1-k)
+		}
+		return seqs, nil
+	}
+	return nil, nil
+}
+
+func classifyPublishErr(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeWrongLastSeq, errCodeWrongLastSeqConst:
+			return ErrConflict
+		}
+	}
+	return fmt.Errorf("publish: %w", err)
+}
+
+// defaultTimeout bounds a store call whose context has no deadline.
+const defaultTimeout = 10 * time.Second
+
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultTimeout)
+}

@@ -1,0 +1,290 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// Meta is what every envelope of one command shares.
+type Meta struct {
+	Store string
+	Actor domain.Actor
+	// Key is the client's idempotency key; empty when the client sent none.
+	Key string
+}
+
+// Change is what a decision appends: events on the aggregate's own subject,
+// and claims on other subjects that must still be empty (a receipt number).
+type Change struct {
+	Events []domain.Event
+	Claims []Claim
+}
+
+// Claim is an event on a subject of its own that must not exist yet.
+type Claim struct {
+	Subject string
+	Event   domain.Event
+}
+
+// ClaimTakenError says a claim's subject was already taken; Existing is
+// what took it.
+type ClaimTakenError struct {
+	Subject  string
+	Existing domain.Envelope
+}
+
+func (e *ClaimTakenError) Error() string {
+	return fmt.Sprintf("eventstore: %s is already claimed at seq %d", e.Subject, e.Existing.Seq)
+}
+
+// Result is what Update did.
+type Result struct {
+	// History is the aggregate's events up to and including the ones this
+	// command appended (or, for a replay, found).
+	History []domain.Envelope
+	// Appended are this command's events on the aggregate subject, with
+	// their sequences; empty when the decision was to do nothing.
+	Appended []domain.Envelope
+	// Replayed is set when the idempotency key had already been carried
+	// out: Appended are the events it appended then.
+	Replayed bool
+	// LastSeq is the highest stream sequence this command wrote or found.
+	LastSeq uint64
+}
+
+// Clock tells the time; tests inject a fixed one.
+type Clock func() time.Time
+
+// maxAttempts bounds the retries after a conflict. Commands on one package
+// are serialised in this process, so conflicts come only from other
+// servers sharing the stream; a handful of attempts is plenty.
+const maxAttempts = 12
+
+// Update carries out one command on one aggregate: it loads the subject,
+// lets decide choose the change against that history, appends it with the
+// subject's sequence as the expected one, and decides again on fresh state
+// after a conflict.
+//
+// A retried request is recognised by its idempotency key in the envelopes
+// already on the subject (JetStream checks the expected sequence before its
+// duplicate window, so a retry of a write that landed sees a conflict, not
+// a duplicate): Update then returns what the first attempt appended.
+func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock,
+	decide func(history []domain.Envelope) (Change, error)) (Result, error) {
+	unlock := s.locks.lock(subject)
+	defer unlock()
+	backoff := time.Millisecond
+	for attempt := 1; ; attempt++ {
+		hist, err := s.Load(ctx, subject)
+		if err != nil {
+			return Result{}, unavailable(err)
+		}
+		if r, ok := findReplay(hist, meta); ok {
+			return r, nil
+		}
+		ch, err := decide(hist)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(ch.Events) == 0 {
+			return Result{History: hist, LastSeq: lastSubjectSeq(hist)}, nil
+		}
+		msgs, appended, err := s.build(subject, hist, meta, now(), ch)
+		if err != nil {
+			return Result{}, err
+		}
+		seqs, err := s.Append(ctx, msgs)
+		var dup *DuplicateError
+		switch {
+		case err == nil:
+			for i := range appended {
+				appended[i].Seq = seqs[i]
+			}
+			return Result{History: append(hist, appended...), Appended: appended, LastSeq: seqs[len(seqs)-1]}, nil
+		case errors.As(err, &dup):
+			// JetStream has the key from an earlier attempt. On this
+			// subject, the next load finds it; elsewhere, the key was used
+			// for another request.
+			if dup.Seq != 0 {
+				first, gerr := s.Get(ctx, dup.Seq)
+				if gerr == nil && first.Subject != subject {
+					return Result{}, domain.Errorf(domain.CodeIdempotencyConflict,
+						"Idempotency-Key %q was already used for another request", meta.Key)
+				}
+			}
+		case errors.Is(err, ErrConflict):
+			for _, c := range ch.Claims {
+				if existing, lerr := s.Last(ctx, c.Subject); lerr == nil {
+					return Result{}, &ClaimTakenError{Subject: c.Subject, Existing: existing}
+				}
+			}
+		default:
+			return Result{}, unavailable(err)
+		}
+		if attempt == maxAttempts {
+			return Result{}, domain.Errorf(domain.CodeConcurrentUpdate,
+				"the package kept changing under this request; try again")
+		}
+		// Jitter keeps racing servers from retrying in lockstep.
+		d := backoff + rand.N(backoff)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		backoff = min(backoff*2, 100*time.Millisecond)
+	}
+}
+
+// findReplay looks for this actor's idempotency key on the subject.
+func findReplay(hist []domain.Envelope, meta Meta) (Result, bool) {
+	if meta.Key == "" {
+		return Result{}, false
+	}
+	for i, e := range hist {
+		if e.Key != meta.Key || e.Actor.ID != meta.Actor.ID {
+			continue
+		}
+		j := i + 1
+		for j < len(hist) && hist[j].Key == meta.Key && hist[j].Actor.ID == meta.Actor.ID {
+			j++
+		}
+		return Result{History: hist[:j], Appended: hist[i:j], Replayed: true, LastSeq: hist[j-1].Seq}, true
+	}
+	return Result{}, false
+}
+
+// build turns a change into envelopes chained onto the subject's history,
+// and the messages that carry them.
+func (s *Store) build(subject string, hist []domain.Envelope, meta Meta, now time.Time, ch Change) ([]Outgoing, []domain.Envelope, error) {
+	aggregate := aggregateOf(subject)
+	prev := ""
+	if len(hist) > 0 {
+		prev = hist[len(hist)-1].Hash
+	}
+	expect := lastSubjectSeq(hist)
+	var msgs []Outgoing
+	var appended []domain.Envelope
+	for i, ev := range ch.Events {
+		env, o, err := s.envelope(subject, aggregate, prev, meta, now, ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 0 {
+			o.Expect = &expect
+			if meta.Key != "" {
+				o.MsgID = s.subjects.Dealer + ":" + meta.Actor.ID + ":" + meta.Key
+			}
+		}
+		prev = env.Hash
+		msgs = append(msgs, o)
+		appended = append(appended, env)
+	}
+	for _, c := range ch.Claims {
+		_, o, err := s.envelope(c.Subject, aggregateOf(c.Subject), "", meta, now, c.Event)
+		if err != nil {
+			return nil, nil, err
+		}
+		zero := uint64(0)
+		o.Expect = &zero
+		msgs = append(msgs, o)
+	}
+	return msgs, appended, nil
+}
+
+func (s *Store) envelope(subject, aggregate, prev string, meta Meta, now time.Time, ev domain.Event) (domain.Envelope, Outgoing, error) {
+	data, err := domain.EncodeEvent(ev)
+	if err != nil {
+		return domain.Envelope{}, Outgoing{}, fmt.Errorf("encode %s: %w", ev.EventType(), err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return domain.Envelope{}, Outgoing{}, fmt.Errorf("event id: %w", err)
+	}
+	env := domain.Envelope{
+		ID: id, Type: ev.EventType(), Schema: domain.SchemaVersion,
+		Dealer: s.subjects.Dealer, Store: meta.Store, Aggregate: aggregate,
+		BusinessTime: now.UTC(), RecordedAt: now.UTC(),
+		Actor: meta.Actor, Key: meta.Key, Prev: prev, Data: data,
+	}
+	body, hash, err := Encode(env)
+	if err != nil {
+		return domain.Envelope{}, Outgoing{}, err
+	}
+	env.Event, env.Subject, env.Hash = ev, subject, hash
+	return env, Outgoing{Subject: subject, Body: body, Hash: hash, Type: env.Type}, nil
+}
+
+// aggregateOf is the last token of a subject: a package id, a plan code, an
+// encoded receipt number.
+func aggregateOf(subject string) string {
+	for i := len(subject) - 1; i >= 0; i-- {
+		if subject[i] == '.' {
+			return subject[i+1:]
+		}
+	}
+	return subject
+}
+
+
+func lastSubjectSeq(hist []domain.Envelope) uint64 {
+	if len(hist) == 0 {
+		return 0
+	}
+	return hist[len(hist)-1].Seq
+}
+
+// unavailable marks a failure to reach JetStream. The outcome of a write
+// that timed out is unknown, so the message asks for a retry with the same
+// key, which Update recognises.
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain.Errorf(domain.CodeUnavailable,
+		"the ledger could not be reached or did not confirm the write; retry with the same Idempotency-Key"), err)
+}
+
+// keyedMutex serialises work per key, so that commands on one package in
+// this process queue instead of racing to conflicts.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
