@@ -113,7 +113,7 @@ func TestPackage_LiabilityAfterTwoVisits(t *testing.T) {
 
 func TestRefund_WorkedFigures(t *testing.T) {
 	tests := []struct {
-		policy                               domain.RefundPolicy
+		policy                                domain.RefundPolicy
 		base, fee, amount, recognizedAtRefund string
 	}{
 		{domain.RefundProRata, "1632.00", "163.20", "1468.80", "163.20"},

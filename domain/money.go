@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/big"
+	"reflect"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -110,21 +113,47 @@ func (m Money) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON accepts only a JSON string in the strict form of ParseMoney:
 // a JSON number is refused, since a float in transit has already lost the
-// cents that a ledger must keep.
+// cents that a ledger must keep. Failures are *json.UnmarshalTypeError with
+// Type MoneyType, so that the JSON decoder names the field at fault.
 func (m *Money) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '"' {
-		return Errorf(CodeInvalidAmount, "amount must be a JSON string such as \"480.00\", not %s", truncate(string(bytes.TrimSpace(b)), 40))
-	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return Errorf(CodeInvalidAmount, "amount must be a JSON string such as \"480.00\"")
+	if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return &json.UnmarshalTypeError{Value: "JSON " + jsonKind(b), Type: MoneyType}
 	}
 	v, err := ParseMoney(s)
 	if err != nil {
-		return err
+		return &json.UnmarshalTypeError{Value: strconv.Quote(truncate(s, 40)), Type: MoneyType}
 	}
 	*m = v
 	return nil
+}
+
+// MoneyType and RateType let a decoder tell a bad amount or rate from
+// other type errors.
+var (
+	MoneyType = reflect.TypeOf(Money{})
+	RateType  = reflect.TypeOf(Rate{})
+)
+
+// jsonKind names the kind of a JSON value for an error message.
+func jsonKind(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number " + truncate(string(b), 40)
 }
 
 // Rate is a decimal factor such as a discount rate ("0.85") or a
@@ -157,12 +186,15 @@ func MustRate(s string) Rate {
 	return r
 }
 
-// String writes the rate with two decimals at least ("0.10", "0.8550").
+// String writes the rate with two decimals at least ("0.10", "0.855").
 func (r Rate) String() string {
-	if r.d.Exponent() >= -2 {
-		return r.d.StringFixed(2)
+	// decimal's String drops trailing zeros ("0.8550" → "0.855", but also
+	// "0.1000" → "0.1"): keep its form only beyond two decimals.
+	s := r.d.String()
+	if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i-1 > 2 {
+		return s
 	}
-	return r.d.String()
+	return r.d.StringFixed(2)
 }
 
 // IsZero reports whether the rate is 0.
@@ -174,18 +206,16 @@ func (r Rate) Cmp(o Rate) int { return r.d.Cmp(o.d) }
 // MarshalJSON writes the rate as a JSON string.
 func (r Rate) MarshalJSON() ([]byte, error) { return json.Marshal(r.String()) }
 
-// UnmarshalJSON accepts only a JSON string, for the same reason as Money.
+// UnmarshalJSON accepts only a JSON string, for the same reason as Money,
+// and fails the same way.
 func (r *Rate) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '"' {
-		return Errorf(CodeInvalidField, "rate must be a JSON string such as \"0.85\", not %s", truncate(string(bytes.TrimSpace(b)), 40))
-	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return Errorf(CodeInvalidField, "rate must be a JSON string such as \"0.85\"")
+	if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return &json.UnmarshalTypeError{Value: "JSON " + jsonKind(b), Type: RateType}
 	}
 	v, err := ParseRate(s)
 	if err != nil {
-		return err
+		return &json.UnmarshalTypeError{Value: strconv.Quote(truncate(s, 40)), Type: RateType}
 	}
 	*r = v
 	return nil

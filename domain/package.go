@@ -34,6 +34,7 @@ type Payment struct {
 	VoidReason string        `json:"void_reason,omitempty"`
 	RecordedAt time.Time     `json:"recorded_at"`
 	Cashier    string        `json:"cashier"`
+	Store      string        `json:"store"`
 }
 
 // Redemption is one deducted visit.
@@ -198,7 +199,7 @@ func Apply(p Package, env Envelope) Package {
 	case PaymentRecorded:
 		p.Payments = append(clone(p.Payments), Payment{
 			ID: e.PaymentID, Amount: e.Amount, Method: e.Method, Receipt: e.Receipt,
-			RecordedAt: env.BusinessTime, Cashier: env.Actor.ID,
+			RecordedAt: env.BusinessTime, Cashier: env.Actor.ID, Store: env.Store,
 		})
 		p.Paid = p.Paid.Add(e.Amount)
 		p.Liability = p.Liability.Add(e.Amount)

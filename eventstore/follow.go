@@ -10,24 +10,13 @@ import (
 	"github.com/packledger/packledger/domain"
 )
 
-// Record is one message read from the stream: the decoded envelope, or the
-// reason it could not be decoded (Err), which a follower must record rather
-// than apply.
-type Record struct {
-	Seq     uint64
-	Subject string
-	Env     domain.Envelope
-	Err     error
-	// Pending is how many messages the stream held after this one when it
-	// was delivered; 0 means the follower has caught up for now.
-	Pending uint64
-}
-
 // Follow delivers every message of this dealer's subjects from sequence
-// from on, in order, to fn, until ctx ends or fn returns an error. It uses
+// from on, in order, to fn, until ctx ends or fn returns an error. A
+// message that cannot be decoded reaches fn with its sequence, subject and
+// the reason (err), which a follower must record rather than apply. It uses
 // an ordered consumer, which JetStream recreates on its own after a gap or
 // a reconnect, so fn sees each sequence once and in order.
-func (s *Store) Follow(ctx context.Context, from uint64, fn func(Record) error) error {
+func (s *Store) Follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error {
 	if from < 1 {
 		from = 1
 	}
@@ -58,9 +47,9 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(Record) error) 
 		if err != nil {
 			return fmt.Errorf("follow: metadata: %w", err)
 		}
-		rec := Record{Seq: meta.Sequence.Stream, Subject: msg.Subject(), Pending: meta.NumPending}
-		rec.Env, rec.Err = Decode(msg.Subject(), rec.Seq, msg.Headers(), msg.Data())
-		if err := fn(rec); err != nil {
+		seq := meta.Sequence.Stream
+		env, derr := Decode(msg.Subject(), seq, msg.Headers(), msg.Data())
+		if err := fn(seq, msg.Subject(), env, derr); err != nil {
 			return err
 		}
 	}

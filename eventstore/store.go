@@ -381,3 +381,28 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 	}
 	return context.WithTimeout(ctx, defaultTimeout)
 }
+
+// Head is the sequence of the last message on this dealer's subjects, 0 if
+// there is none: what a follower must reach to be caught up.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	env, err := s.lastRaw(ctx, s.subjects.All())
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return env, err
+}
+
+func (s *Store) lastRaw(ctx context.Context, subject string) (uint64, error) {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream: %w", err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last on %s: %w", subject, err)
+	}
+	return m.Sequence, nil
+}

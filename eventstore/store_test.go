@@ -206,10 +206,10 @@ func TestStore_Follow(t *testing.T) {
 		require.NoError(t, err)
 	}
 	var seqs []uint64
-	err := st.Follow(ctx, 2, func(r eventstore.Record) error {
-		require.NoError(t, r.Err)
-		seqs = append(seqs, r.Seq)
-		if r.Pending == 0 {
+	err := st.Follow(ctx, 2, func(seq uint64, _ string, _ domain.Envelope, err error) error {
+		require.NoError(t, err)
+		seqs = append(seqs, seq)
+		if seq == 5 {
 			return errStop
 		}
 		return nil

@@ -45,6 +45,24 @@ func (e *ClaimTakenError) Error() string {
 	return fmt.Sprintf("eventstore: %s is already claimed at seq %d", e.Subject, e.Existing.Seq)
 }
 
+// KeyUsedError says the idempotency key was already used by this actor on
+// another subject; Existing is the event it wrote there. A sale, which
+// makes a new subject each attempt, uses it to find its first attempt.
+type KeyUsedError struct {
+	Key      string
+	Existing domain.Envelope
+}
+
+func (e *KeyUsedError) Error() string {
+	return fmt.Sprintf("eventstore: idempotency key %q already used on %s", e.Key, e.Existing.Subject)
+}
+
+// Unwrap makes it the domain's idempotency conflict for anyone who does not
+// look closer.
+func (e *KeyUsedError) Unwrap() error {
+	return domain.Errorf(domain.CodeIdempotencyConflict, "Idempotency-Key %q was already used for another request", e.Key)
+}
+
 // Result is what Update did.
 type Result struct {
 	// History is the aggregate's events up to and including the ones this
@@ -116,8 +134,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 			if dup.Seq != 0 {
 				first, gerr := s.Get(ctx, dup.Seq)
 				if gerr == nil && first.Subject != subject {
-					return Result{}, domain.Errorf(domain.CodeIdempotencyConflict,
-						"Idempotency-Key %q was already used for another request", meta.Key)
+					return Result{}, &KeyUsedError{Key: meta.Key, Existing: first}
 				}
 			}
 		case errors.Is(err, ErrConflict):

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/eventstore"
+	"github.com/packledger/packledger/handlers"
+	"github.com/packledger/packledger/projections"
+)
+
+// serveConfig is everything serve's flags say.
+type serveConfig struct {
+	listen, data, natsListen, natsURL string
+	replicas                          int
+	dealer, stream, store, usersFile  string
+	demo, fsync, debugNATS            bool
+	tz                                string
+	breakageAfter                     int
+	sweepEvery, dedupe                time.Duration
+	logLevel                          string
+}
+
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address (port 0: any free port)")
+	fs.StringVar(&c.data, "data", "./data", "directory of the embedded NATS server's JetStream files")
+	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server, for any NATS client to read the log")
+	fs.StringVar(&c.natsURL, "nats", "", "use this NATS cluster (nats://host:port,...) instead of the embedded server")
+	fs.IntVar(&c.replicas, "replicas", 1, "stream replicas when creating the stream on --nats (3 for a three-node cluster)")
+	fs.StringVar(&c.dealer, "dealer", "demo", "dealer id: the <dealer> of ledger.<dealer>.> subjects")
+	fs.StringVar(&c.stream, "stream", "LEDGER", "JetStream stream name")
+	fs.StringVar(&c.store, "store", "main", "store (branch) recorded for users whose entry names none")
+	fs.StringVar(&c.usersFile, "users", "", "users file: JSON array of {id, name, role, store, token_sha256}; re-read on SIGHUP")
+	fs.BoolVar(&c.demo, "demo", false, "make demo users (tokens printed once) and, on an empty ledger, the demo plans")
+	fs.BoolVar(&c.fsync, "fsync", true, "embedded server: fsync every write before acknowledging it; false syncs lazily and can lose acknowledged writes on power loss")
+	fs.StringVar(&c.tz, "tz", "Asia/Shanghai", "time zone of business days (daily close, roll-forward by day)")
+	fs.IntVar(&c.breakageAfter, "breakage-after", 0, "recognize an expired package's liability as breakage this many months after expiry (0: never by policy)")
+	fs.DurationVar(&c.sweepEvery, "sweep-every", time.Minute, "how often to sweep for expiry and breakage")
+	fs.DurationVar(&c.dedupe, "dedupe-window", time.Hour, "JetStream duplicate window for Nats-Msg-Id (idempotency keys hold beyond it too)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.debugNATS, "debug-nats", false, "log the embedded NATS server's own messages")
+	return fs, c
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := serveFlags(stderr)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	log, err := newLogger(stderr, c.logLevel)
+	if err != nil {
+		return err
+	}
+	tz, err := time.LoadLocation(c.tz)
+	if err != nil {
+		return fmt.Errorf("--tz: %w", err)
+	}
+	if err := eventstore.CheckDealer(c.dealer); err != nil {
+		return fmt.Errorf("--dealer: %w", err)
+	}
+	if err := domain.CheckID("store", c.store); err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
+	users, tokens, err := loadUsers(c)
+	if err != nil {
+		return err
+	}
+
+	nc, natsAddr, shutdownNATS, err := connectNATS(c, log)
+	if err != nil {
+		return err
+	}
+	defer shutdownNATS()
+
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
+		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	model := projections.NewModel(tz)
+	runner := projections.NewRunner(store, model, log)
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		_ = runner.Run(runCtx)
+	}()
+	defer func() { stopRunner(); <-runnerDone }()
+
+	api := handlers.New(handlers.Config{
+		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
+		NATSConnected: nc.IsConnected,
+	}, store, runner, users)
+
+	if c.demo {
+		if err := seedDemoPlans(ctx, store, c.store, time.Now); err != nil {
+			return fmt.Errorf("demo plans: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	httpURL := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "packledger: dealer %s, HTTP on %s, NATS on %s\n", c.dealer, httpURL, natsAddr)
+	if c.demo {
+		printDemoTokens(stdout, httpURL, tokens)
+	}
+	fmt.Fprintf(stdout, "ready http=%s nats=%s\n", httpURL, natsAddr)
+
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(ln) }()
+
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	sw := &sweeper{store: store, reads: runner, clock: time.Now, storeID: c.store, breakageAfter: c.breakageAfter, log: log}
+	go func() {
+		defer close(sweepDone)
+		sw.run(sweepCtx, c.sweepEvery)
+	}()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	for {
+		select {
+		case err := <-httpErr:
+			stopSweep()
+			<-sweepDone
+			return fmt.Errorf("http: %w", err)
+		case <-hup:
+			if c.usersFile == "" {
+				continue
+			}
+			u, _, err := loadUsers(c)
+			if err != nil {
+				log.Error("users file not reloaded; keeping the old users", "err", err)
+				continue
+			}
+			api.SetUsers(u)
+			log.Info("users file reloaded", "users", len(u))
+		case <-ctx.Done():
+			log.Info("stopping")
+			stopSweep()
+			<-sweepDone
+			shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := srv.Shutdown(shutCtx)
+			cancel()
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http shutdown: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// loadUsers reads the users file and adds demo users when asked.
+func loadUsers(c *serveConfig) ([]handlers.User, map[domain.Role]string, error) {
+	var users []handlers.User
+	if c.usersFile != "" {
+		u, err := handlers.LoadUsers(c.usersFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		users = u
+	}
+	var tokens map[domain.Role]string
+	if c.demo {
+		var demo []handlers.User
+		demo, tokens = demoUsers(c.store)
+		users = append(users, demo...)
+		if err := handlers.CheckUsers(users); err != nil {
+			return nil, nil, fmt.Errorf("users file and demo users: %w", err)
+		}
+	}
+	if len(users) == 0 {
+		return nil, nil, errors.New("no users: give --users FILE (see `packledger new-user`) or --demo")
+	}
+	return users, tokens, nil
+}
+
+// connectNATS starts the embedded server, or connects to --nats.
+func connectNATS(c *serveConfig, log *slog.Logger) (*nats.Conn, string, func(), error) {
+	if c.natsURL != "" {
+		nc, err := nats.Connect(c.natsURL,
+			nats.Name("packledger"),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(500*time.Millisecond),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+			nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+		)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("--nats %s: %w", c.natsURL, err)
+		}
+		return nc, c.natsURL, func() { _ = nc.Drain() }, nil
+	}
+	dir, err := filepath.Abs(c.data)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("--data: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", nil, fmt.Errorf("--data: %w", err)
+	}
+	srv, err := eventstore.StartServer(eventstore.ServerConfig{
+		Listen: c.natsListen, StoreDir: dir, SyncAlways: c.fsync, Debug: c.debugNATS,
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	nc, err := srv.Connect("packledger")
+	if err != nil {
+		srv.Shutdown()
+		return nil, "", nil, err
+	}
+	if !c.fsync {
+		log.Warn("--fsync=false: writes are acknowledged before they reach the disk; a power cut can lose acknowledged payments")
+	}
+	return nc, srv.ClientURL(), func() {
+		_ = nc.Drain()
+		srv.Shutdown()
+	}, nil
+}
+
+func printDemoTokens(w io.Writer, httpURL string, tokens map[domain.Role]string) {
+	fmt.Fprintln(w, "demo users (tokens change at every start; paste these lines into your shell):")
+	fmt.Fprintf(w, "  export PL=%s\n", httpURL)
+	for _, r := range []domain.Role{domain.RoleManager, domain.RoleAdvisor, domain.RoleCashier, domain.RoleAuditor} {
+		fmt.Fprintf(w, "  export %s=%s\n", strings.ToUpper(string(r)), tokens[r])
+	}
+}

@@ -1,0 +1,153 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/projections"
+)
+
+func (s *Server) account(w http.ResponseWriter, r *http.Request) {
+	customer := r.PathValue("customer")
+	if err := domain.CheckID("customer_id", customer); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.ready(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var (
+		a  projections.Account
+		ok bool
+	)
+	s.reads.Read(func(m *projections.Model) { a, ok = m.Account(customer) })
+	if !ok {
+		s.writeError(w, r, domain.Errorf(domain.CodeNotFound, "customer %s has no package", customer))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"customer_id": a.CustomerID, "liability": a.Liability, "packages": viewPackages(a.Packages),
+	})
+}
+
+// maxReportDays bounds a roll-forward by day: ten years of days.
+const maxReportDays = 3660
+
+func (s *Server) liabilityReport(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	now := s.clock().In(s.cfg.TZ)
+	y, m, d := now.Date()
+	from := time.Date(y, m, 1, 0, 0, 0, 0, s.cfg.TZ) // this month so far
+	to := time.Date(y, m, d+1, 0, 0, 0, 0, s.cfg.TZ)
+	var err error
+	if v := q.Get("from"); v != "" {
+		if from, err = s.parseBound("from", v, false); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if v := q.Get("to"); v != "" {
+		if to, err = s.parseBound("to", v, true); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if !from.Before(to) {
+		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "to", "must be after from"))
+		return
+	}
+	byDay := false
+	switch q.Get("by") {
+	case "":
+	case "day":
+		byDay = true
+		if to.Sub(from) > maxReportDays*24*time.Hour {
+			s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "by", "at most %d days by day", maxReportDays))
+			return
+		}
+	default:
+		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "by", "only \"day\" is supported"))
+		return
+	}
+	if err := s.ready(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var rep projections.Report
+	s.reads.Read(func(m *projections.Model) { rep = m.Liability().Report(from, to, byDay) })
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// parseBound reads a report bound: an RFC 3339 instant, or a business day
+// YYYY-MM-DD meaning its start (from) or its end (to, so that to=that day
+// includes it).
+func (s *Server) parseBound(field, v string, end bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseInLocation("2006-01-02", v, s.cfg.TZ)
+	if err != nil {
+		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, field, "%q is neither an RFC 3339 instant nor a date YYYY-MM-DD", truncateText(v, 40))
+	}
+	if end {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d, nil
+}
+
+func (s *Server) dailyClose(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	u := userOf(r.Context())
+	date := q.Get("date")
+	if date == "" {
+		date = s.clock().In(s.cfg.TZ).Format("2006-01-02")
+	} else if err := domain.CheckDate("date", date); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	store := q.Get("store")
+	if u.Role == domain.RoleCashier {
+		// A cashier closes their own store's day.
+		if store == "" {
+			store = u.Store
+		}
+		if store != u.Store {
+			s.writeError(w, r, domain.Errorf(domain.CodeForbidden, "a cashier reads only the close of their own store (%s)", u.Store))
+			return
+		}
+	}
+	if err := s.ready(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var rep projections.CloseReport
+	s.reads.Read(func(m *projections.Model) { rep = m.DailyClose().Report(date, store) })
+	writeJSON(w, http.StatusOK, rep)
+}
+
+type healthBody struct {
+	Status      string             `json:"status"`
+	Dealer      string             `json:"dealer"`
+	NATS        bool               `json:"nats_connected"`
+	Projections projections.Status `json:"projections"`
+	Time        time.Time          `json:"time"`
+}
+
+// health answers 200 while the server can answer at all, and says what is
+// degraded: NATS unreachable, projections behind, events not applied.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	st := s.reads.Status()
+	if st.Findings == nil {
+		st.Findings = []projections.Finding{}
+	}
+	b := healthBody{Status: "ok", Dealer: s.cfg.Dealer, Projections: st, Time: s.clock().UTC()}
+	if s.cfg.NATSConnected != nil {
+		b.NATS = s.cfg.NATSConnected()
+	}
+	if !b.NATS || !st.Ready || len(st.Findings) > 0 || st.Error != "" {
+		b.Status = "degraded"
+	}
+	writeJSON(w, http.StatusOK, b)
+}

@@ -1,0 +1,200 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/eventstore"
+	"github.com/packledger/packledger/projections"
+)
+
+// Ledger is what the handlers need of the event store.
+type Ledger interface {
+	Update(ctx context.Context, subject string, meta eventstore.Meta, now eventstore.Clock,
+		decide func([]domain.Envelope) (eventstore.Change, error)) (eventstore.Result, error)
+	Load(ctx context.Context, subject string) ([]domain.Envelope, error)
+	Subjects() eventstore.Subjects
+}
+
+// Reads is what the handlers need of the projections.
+type Reads interface {
+	WaitFor(ctx context.Context, seq uint64) error
+	WaitReady(ctx context.Context) error
+	Read(func(*projections.Model))
+	Status() projections.Status
+}
+
+// Config is the server's settings.
+type Config struct {
+	Dealer       string
+	DefaultStore string // for users the users file gives no store
+	TZ           *time.Location
+	Clock        func() time.Time
+	Log          *slog.Logger
+	// NATSConnected reports whether the store's connection is up.
+	NATSConnected func() bool
+	// WriteWait bounds how long a write's answer waits for the
+	// projections to apply it.
+	WriteWait time.Duration
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	ledger Ledger
+	reads  Reads
+	log    *slog.Logger
+	clock  func() time.Time
+	userp  atomic.Pointer[[]User]
+}
+
+// New returns the API over a ledger and its projections.
+func New(cfg Config, ledger Ledger, reads Reads, users []User) *Server {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.TZ == nil {
+		cfg.TZ = time.UTC
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, ledger: ledger, reads: reads, log: cfg.Log, clock: cfg.Clock}
+	s.SetUsers(users)
+	return s
+}
+
+// SetUsers replaces the users, as when the users file is re-read.
+func (s *Server) SetUsers(users []User) { s.userp.Store(&users) }
+
+func (s *Server) users() []User { return *s.userp.Load() }
+
+// Handler returns the routes of DESIGN.md §5.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.health)
+
+	mux.HandleFunc("POST /v1/plans", s.allow(s.definePlan, managerOnly...))
+	mux.HandleFunc("GET /v1/plans", s.allow(s.listPlans, anyRole...))
+	mux.HandleFunc("GET /v1/plans/{code}", s.allow(s.getPlan, anyRole...))
+	mux.HandleFunc("POST /v1/plans/{code}/retire", s.allow(s.retirePlan, managerOnly...))
+
+	mux.HandleFunc("POST /v1/packages", s.allow(s.sell, advisorOnly...))
+	mux.HandleFunc("GET /v1/packages", s.allow(s.findPackages, anyRole...))
+	mux.HandleFunc("GET /v1/packages/{id}", s.allow(s.getPackage, anyRole...))
+	mux.HandleFunc("POST /v1/packages/{id}/payments", s.allow(s.recordPayment, cashierOnly...))
+	mux.HandleFunc("POST /v1/packages/{id}/payments/{pid}/void", s.allow(s.voidPayment, managerOnly...))
+	mux.HandleFunc("POST /v1/packages/{id}/redemptions", s.allow(s.redeem, advisorOnly...))
+	mux.HandleFunc("POST /v1/packages/{id}/redemptions/{rid}/reverse", s.allow(s.reverse, managerOnly...))
+	mux.HandleFunc("GET /v1/packages/{id}/refund", s.allow(s.quoteRefund, managerOnly...))
+	mux.HandleFunc("POST /v1/packages/{id}/refund", s.allow(s.refund, managerOnly...))
+	mux.HandleFunc("POST /v1/packages/{id}/breakage", s.allow(s.breakage, managerOnly...))
+	mux.HandleFunc("GET /v1/packages/{id}/history", s.allow(s.history, historyRoles...))
+
+	mux.HandleFunc("GET /v1/accounts/{customer}", s.allow(s.account, anyRole...))
+	mux.HandleFunc("GET /v1/reports/liability", s.allow(s.liabilityReport, historyRoles...))
+	mux.HandleFunc("GET /v1/reports/daily-close", s.allow(s.dailyClose, closeRoles...))
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// maxKeyLen bounds an Idempotency-Key; a UUID is 36.
+const maxKeyLen = 200
+
+// idempotencyKey reads the optional Idempotency-Key header.
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get("Idempotency-Key")
+	if len(k) > maxKeyLen {
+		return "", domain.FieldErrorf(domain.CodeInvalidField, "Idempotency-Key", "at most %d characters", maxKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return "", domain.FieldErrorf(domain.CodeInvalidField, "Idempotency-Key", "printable ASCII only, no spaces")
+		}
+	}
+	return k, nil
+}
+
+// write carries out one command on one subject for the request's user and
+// waits until the projections hold its result.
+func (s *Server) write(r *http.Request, subject string, decide func([]domain.Envelope) (eventstore.Change, error)) (eventstore.Result, error) {
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	u := userOf(r.Context())
+	meta := eventstore.Meta{Store: u.Store, Actor: domain.Actor{ID: u.ID, Role: u.Role}, Key: key}
+	res, err := s.ledger.Update(r.Context(), subject, meta, s.clock, decide)
+	if err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteWait)
+	defer cancel()
+	if err := s.reads.WaitFor(ctx, res.LastSeq); err != nil {
+		return res, unavailableErr("the write is stored, but the read models are behind; retry with the same Idempotency-Key to get its answer", err)
+	}
+	return res, nil
+}
+
+// replayOf checks that a replayed key belongs to this kind of request.
+func replayOf(res eventstore.Result, want string) error {
+	if res.Replayed && res.Appended[0].Type != want {
+		return domain.Errorf(domain.CodeIdempotencyConflict, "this Idempotency-Key was already used for a %s", res.Appended[0].Type)
+	}
+	return nil
+}
+
+// ready waits until the projections have caught up at start.
+func (s *Server) ready(r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteWait)
+	defer cancel()
+	if err := s.reads.WaitReady(ctx); err != nil {
+		return unavailableErr("the server is still reading the ledger; try again in a moment", err)
+	}
+	return nil
+}
+
+func unavailableErr(msg string, err error) error {
+	return &wrapped{domain.Errorf(domain.CodeUnavailable, "%s", msg), err}
+}
+
+// wrapped is a domain error with its cause kept for the log.
+type wrapped struct {
+	de    *domain.Error
+	cause error
+}
+
+func (w *wrapped) Error() string   { return w.de.Error() + ": " + w.cause.Error() }
+func (w *wrapped) Unwrap() []error { return []error{w.de, w.cause} }
+
+func parseID(s string, code, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, domain.Errorf(code, "no %s %q", what, truncateText(s, 60))
+	}
+	return id, nil
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func newID() uuid.UUID {
+	// NewV7 fails only if the system's random source does.
+	return uuid.Must(uuid.NewV7())
+}

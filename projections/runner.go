@@ -1,0 +1,163 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// Source is the part of the event store the runner reads.
+type Source interface {
+	// Follow delivers every event from sequence from on, in order, until
+	// ctx ends or fn fails; err is set for a message that cannot be decoded.
+	Follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error
+	// Head is the sequence of the last event there is now, 0 if none.
+	Head(ctx context.Context) (uint64, error)
+}
+
+// Runner feeds the Model from the stream, at start and as events arrive,
+// and lets writers wait until their own event has been applied.
+type Runner struct {
+	src Source
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	model   *Model
+	applied uint64
+	ready   bool
+	head    uint64 // what "caught up" meant at start
+	advance chan struct{}
+	lastErr error
+}
+
+// NewRunner returns a runner over model; call Run to start it.
+func NewRunner(src Source, model *Model, log *slog.Logger) *Runner {
+	return &Runner{src: src, model: model, log: log, advance: make(chan struct{})}
+}
+
+// Run follows the stream until ctx ends, resuming after the last applied
+// event whenever the stream connection fails.
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		head, err := r.src.Head(ctx)
+		if err == nil {
+			r.mu.Lock()
+			if !r.ready {
+				r.head = head
+				r.markReadyLocked()
+			}
+			from := r.applied + 1
+			r.mu.Unlock()
+			err = r.src.Follow(ctx, from, r.apply)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.mu.Lock()
+		r.lastErr = err
+		r.mu.Unlock()
+		r.log.Warn("projections: following the stream failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Runner) apply(seq uint64, subject string, env domain.Envelope, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if seq <= r.applied {
+		return nil // redelivered after a reconnect
+	}
+	if err != nil {
+		r.model.Reject(seq, subject, err.Error())
+		r.log.Error("projections: event not applied", "seq", seq, "subject", subject, "err", err)
+	} else {
+		r.model.Apply(env)
+	}
+	r.applied = seq
+	r.lastErr = nil
+	r.markReadyLocked()
+	close(r.advance)
+	r.advance = make(chan struct{})
+	return nil
+}
+
+func (r *Runner) markReadyLocked() {
+	if !r.ready && r.applied >= r.head {
+		r.ready = true
+	}
+}
+
+// WaitFor blocks until the event at seq (and all before it) is applied:
+// the write path's read-your-writes.
+func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		r.mu.RLock()
+		done, ch := r.applied >= seq, r.advance
+		r.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for projections to reach seq %d: %w", seq, ctx.Err())
+		}
+	}
+}
+
+// WaitReady blocks until the runner has caught up with the stream as it
+// was at start, so reads never show a half-built ledger.
+func (r *Runner) WaitReady(ctx context.Context) error {
+	for {
+		r.mu.RLock()
+		ready, ch := r.ready, r.advance
+		r.mu.RUnlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("projections still catching up: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond): // readiness can come from Run, not only apply
+		}
+	}
+}
+
+// Read runs f with the model under the read lock. f must not keep
+// references to the model's maps beyond the call.
+func (r *Runner) Read(f func(m *Model)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	f(r.model)
+}
+
+// Status is what /healthz reports of the projections.
+type Status struct {
+	Ready      bool      `json:"caught_up"`
+	AppliedSeq uint64    `json:"applied_seq"`
+	Events     int       `json:"events"`
+	Packages   int       `json:"packages"`
+	Findings   []Finding `json:"findings"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// Status reports progress and problems.
+func (r *Runner) Status() Status {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ev, _, pk := r.model.Stats()
+	s := Status{Ready: r.ready, AppliedSeq: r.applied, Events: ev, Packages: pk, Findings: r.model.Findings()}
+	if r.lastErr != nil {
+		s.Error = r.lastErr.Error()
+	}
+	return s
+}
