@@ -166,7 +166,11 @@ type directGetRequest struct {
 
 func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (envs []domain.Envelope, pending, last uint64, err error) {
 	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	// A channel sized for one batch and its end marker: SubscribeSync would
+	// allocate a 64k-slot channel per load, which dominates the cost of a
+	// command.
+	ch := make(chan *nats.Msg, loadBatch+2)
+	sub, err := s.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
 	}
@@ -178,9 +182,11 @@ func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (env
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+		var msg *nats.Msg
+		select {
+		case msg = <-ch:
+		case <-ctx.Done():
+			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, ctx.Err())
 		}
 		switch msg.Header.Get("Status") {
 		case "":

@@ -24,7 +24,7 @@ import (
 // testAPI is the real API on a real embedded JetStream, served by httptest
 // on 127.0.0.1, with one user per role.
 type testAPI struct {
-	t      *testing.T
+	t      testing.TB
 	URL    string
 	Store  *eventstore.Store
 	Runner *projections.Runner
@@ -34,7 +34,7 @@ type testAPI struct {
 	now time.Time
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
 	store, nc := eventstoretest.OpenStore(t, "demo")
 	tz, err := time.LoadLocation("Asia/Shanghai")
