@@ -89,14 +89,14 @@ func (s *Server) decidePackage(cmd domain.Command) func([]domain.Envelope) (even
 	}
 }
 
-func (s *Server) getPackage(w http.ResponseWriter, r *http.Request) {
+// readPackage returns the package of the path's {id} from the projections.
+func (s *Server) readPackage(r *http.Request) (domain.Package, error) {
 	id, _, err := s.packageSubject(r)
-	if err == nil {
-		err = s.ready(r)
-	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return domain.Package{}, err
+	}
+	if err := s.ready(r); err != nil {
+		return domain.Package{}, err
 	}
 	var (
 		p  domain.Package
@@ -104,7 +104,15 @@ func (s *Server) getPackage(w http.ResponseWriter, r *http.Request) {
 	)
 	s.reads.Read(func(m *projections.Model) { p, ok = m.Package(id) })
 	if !ok {
-		s.writeError(w, r, domain.Errorf(domain.CodePackageNotFound, "no package %s", id))
+		return domain.Package{}, domain.Errorf(domain.CodePackageNotFound, "no package %s", id)
+	}
+	return p, nil
+}
+
+func (s *Server) getPackage(w http.ResponseWriter, r *http.Request) {
+	p, err := s.readPackage(r)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, viewPackage(p))
@@ -378,21 +386,9 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 
 // quoteRefund previews a refund: what the policy would pay back now.
 func (s *Server) quoteRefund(w http.ResponseWriter, r *http.Request) {
-	id, _, err := s.packageSubject(r)
-	if err == nil {
-		err = s.ready(r)
-	}
+	p, err := s.readPackage(r)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	var (
-		p  domain.Package
-		ok bool
-	)
-	s.reads.Read(func(m *projections.Model) { p, ok = m.Package(id) })
-	if !ok {
-		s.writeError(w, r, domain.Errorf(domain.CodePackageNotFound, "no package %s", id))
 		return
 	}
 	// Decide on a throw-away command tells whether a refund is allowed at all.
