@@ -209,7 +209,9 @@ func decideVoid(p Package, c VoidPayment) ([]Event, error) {
 	if pay.Voided {
 		return nil, Errorf(CodePaymentVoided, "payment %s is already voided", c.PaymentID)
 	}
-	if p.Status != StatusAwaitingPayment && p.Status != StatusActive {
+	switch p.Status {
+	case StatusAwaitingPayment, StatusActive, StatusUsedUp: // used up: refused just below, for its visits
+	default:
 		return nil, Errorf(CodePackageNotActive, "the package is %s; its payments can no longer be voided", p.Status)
 	}
 	if p.activeRedemptions() > 0 {

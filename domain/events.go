@@ -3,7 +3,9 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -215,6 +217,11 @@ func decodeAs[T Event](b []byte) (Event, error) {
 	d.DisallowUnknownFields()
 	if err := d.Decode(&e); err != nil {
 		return nil, err
+	}
+	// One value and nothing after it: data holding a second value would be
+	// read one way here and maybe another way by another reader.
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the event")
 	}
 	return e, nil
 }

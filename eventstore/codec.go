@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -49,7 +50,7 @@ func Decode(subject string, seq uint64, header nats.Header, body []byte) (domain
 	if err := d.Decode(&env); err != nil {
 		return env, fmt.Errorf("seq %d on %s: decode envelope: %w", seq, subject, err)
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF {
 		return env, fmt.Errorf("seq %d on %s: trailing data after envelope", seq, subject)
 	}
 	env.Seq, env.Subject, env.Hash = seq, subject, HashOf(body)

@@ -251,7 +251,6 @@ func aggregateOf(subject string) string {
 	return subject
 }
 
-
 func lastSubjectSeq(hist []domain.Envelope) uint64 {
 	if len(hist) == 0 {
 		return 0

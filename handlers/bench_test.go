@@ -18,7 +18,7 @@ func BenchmarkRedeem_OneClient(b *testing.B) {
 	st, body := a.Do("POST", "/v1/plans", domain.RoleManager, map[string]any{
 		"code": "OIL10", "name": "10 oil changes",
 		"entitlements": []map[string]any{{"service": "oil_change", "count": 10, "list_price": "480.00"}},
-		"rate": "0.85", "validity_months": 60,
+		"rate":         "0.85", "validity_months": 60,
 	})
 	if st != http.StatusCreated {
 		b.Fatalf("plan: %d %v", st, body)

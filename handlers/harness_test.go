@@ -135,7 +135,7 @@ func (a *testAPI) Plan(code string) {
 	st, body := a.Do("POST", "/v1/plans", domain.RoleManager, map[string]any{
 		"code": code, "name": "6 oil changes",
 		"entitlements": []map[string]any{{"service": "oil_change", "count": 6, "list_price": "480.00"}},
-		"rate": "0.85", "validity_months": 24, "refund_policy": "pro_rata", "cancellation_fee_rate": "0.10",
+		"rate":         "0.85", "validity_months": 24, "refund_policy": "pro_rata", "cancellation_fee_rate": "0.10",
 	})
 	require.Equal(a.t, http.StatusCreated, st, "define plan: %v", body)
 }
