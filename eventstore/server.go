@@ -1,6 +1,8 @@
 package eventstore
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -26,7 +28,32 @@ type ServerConfig struct {
 
 // Server is a running embedded NATS server with JetStream.
 type Server struct {
-	srv *server.Server
+	srv      *server.Server
+	password string // of the program's own user; never leaves the process
+}
+
+// The embedded server has two users. The program's own connection signs in
+// as ownerUser with a secret made at each start. Any other client, signing
+// in with nothing, is readerUser: it may read the stream and follow it, but
+// not publish to ledger subjects nor change, purge or delete the stream,
+// which the stream's deny_delete and deny_purge alone would not prevent.
+const (
+	ownerUser  = "packledger"
+	readerUser = "reader"
+)
+
+// readerPermissions lets a NATS client (the nats CLI, an auditor's script)
+// inspect the stream, get messages, and create consumers to read them.
+var readerPermissions = &server.Permissions{
+	Publish: &server.SubjectPermission{Allow: []string{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
+		"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>",
+		"$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.INFO.>", "$JS.API.CONSUMER.DELETE.>",
+		"$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.MSG.NEXT.>",
+		"$JS.ACK.>", "$JS.FC.>", "_INBOX.>",
+	}},
+	Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.>", "$SYS.>"}},
 }
 
 // StartServer starts an embedded NATS server and waits until it accepts
@@ -43,8 +70,21 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	password, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	readerPassword, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: "packledger",
+		Users: []*server.User{
+			{Username: ownerUser, Password: password},
+			{Username: readerUser, Password: readerPassword, Permissions: readerPermissions},
+		},
+		NoAuthUser: readerUser,
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
@@ -68,7 +108,15 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("nats server on %s did not become ready", cfg.Listen)
 	}
-	return &Server{srv: srv}, nil
+	return &Server{srv: srv, password: password}, nil
+}
+
+func randomSecret() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // ClientURL is the address other NATS clients reach the server at.
@@ -77,7 +125,8 @@ func (s *Server) ClientURL() string { return s.srv.ClientURL() }
 // Connect opens an in-process connection: no TCP on the hot path, while the
 // client port stays open for auditors' tools.
 func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(s.srv), nats.Name(name), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", nats.InProcessServer(s.srv), nats.Name(name), nats.MaxReconnects(-1),
+		nats.UserInfo(ownerUser, s.password))
 	if err != nil {
 		return nil, fmt.Errorf("connect in process: %w", err)
 	}
