@@ -193,7 +193,7 @@ func decidePayment(p Package, c RecordPayment, now time.Time) ([]Event, error) {
 	}
 	evs := []Event{PaymentRecorded{PaymentID: c.PaymentID, Amount: c.Amount, Method: c.Method, Receipt: receipt}}
 	if c.Amount.Equal(due) {
-		evs = append(evs, PackageActivated{ActivatedAt: now, ExpiresAt: addMonths(now, p.Plan.ValidityMonths)})
+		evs = append(evs, PackageActivated{ActivatedAt: now, ExpiresAt: AddMonths(now, p.Plan.ValidityMonths)})
 	}
 	return evs, nil
 }

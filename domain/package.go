@@ -306,10 +306,10 @@ func Fold(envs []Envelope) Package {
 	return p
 }
 
-// addMonths adds calendar months, clamping to the month's last day so that
+// AddMonths adds calendar months, clamping to the month's last day so that
 // a package activated on 31 January with one month of validity expires on
 // the last day of February, not in March.
-func addMonths(t time.Time, months int) time.Time {
+func AddMonths(t time.Time, months int) time.Time {
 	y, m, d := t.Date()
 	first := time.Date(y, m+time.Month(months), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
 	last := first.AddDate(0, 1, -1).Day()

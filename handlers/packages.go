@@ -51,7 +51,7 @@ func (s *Server) sell(w http.ResponseWriter, r *http.Request) {
 		}
 		evs, err := domain.Decide(domain.Fold(hist), domain.Sell{
 			PackageID: id, Plan: plan, Customer: req.Customer, Vehicle: req.Vehicle, Advisor: u.ID,
-		}, s.clock())
+		}, s.now())
 		return eventstore.Change{Events: evs}, err
 	}
 	res, err := s.write(r, s.ledger.Subjects().Package(id.String()), decide)
@@ -84,7 +84,7 @@ func (s *Server) packageSubject(r *http.Request) (uuid.UUID, string, error) {
 // the package's history.
 func (s *Server) decidePackage(cmd domain.Command) func([]domain.Envelope) (eventstore.Change, error) {
 	return func(hist []domain.Envelope) (eventstore.Change, error) {
-		evs, err := domain.Decide(domain.Fold(hist), cmd, s.clock())
+		evs, err := domain.Decide(domain.Fold(hist), cmd, s.now())
 		return eventstore.Change{Events: evs}, err
 	}
 }
@@ -184,7 +184,7 @@ func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request) {
 	res, err := s.write(r, subject, func(hist []domain.Envelope) (eventstore.Change, error) {
 		evs, err := domain.Decide(domain.Fold(hist), domain.RecordPayment{
 			PaymentID: paymentID, Amount: req.Amount, Method: req.Method, Receipt: req.Receipt,
-		}, s.clock())
+		}, s.now())
 		if err != nil || len(evs) == 0 {
 			return eventstore.Change{}, err
 		}
@@ -392,11 +392,11 @@ func (s *Server) quoteRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Decide on a throw-away command tells whether a refund is allowed at all.
-	if _, err := domain.Decide(p, domain.RefundPackage{Method: "cash", Reason: "preview"}, s.clock()); err != nil {
+	if _, err := domain.Decide(p, domain.RefundPackage{Method: "cash", Reason: "preview"}, s.now()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"quote": domain.QuoteRefund(p, s.clock()), "package": viewPackage(p)})
+	writeJSON(w, http.StatusOK, map[string]any{"quote": domain.QuoteRefund(p, s.now()), "package": viewPackage(p)})
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {

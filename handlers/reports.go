@@ -37,7 +37,7 @@ const maxReportDays = 3660
 
 func (s *Server) liabilityReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	now := s.clock().In(s.cfg.TZ)
+	now := s.now()
 	y, m, d := now.Date()
 	from := time.Date(y, m, 1, 0, 0, 0, 0, s.cfg.TZ) // this month so far
 	to := time.Date(y, m, d+1, 0, 0, 0, 0, s.cfg.TZ)
@@ -102,7 +102,7 @@ func (s *Server) dailyClose(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r.Context())
 	date := q.Get("date")
 	if date == "" {
-		date = s.clock().In(s.cfg.TZ).Format("2006-01-02")
+		date = s.now().Format("2006-01-02")
 	} else if err := domain.CheckDate("date", date); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -78,6 +78,11 @@ func (s *Server) SetUsers(users []User) { s.userp.Store(&users) }
 
 func (s *Server) users() []User { return *s.userp.Load() }
 
+// now is the instant commands are decided at, in the dealer's time zone,
+// so that calendar rules (validity months clamped to a month's end, free
+// look days) follow the dealer's calendar, not the server's.
+func (s *Server) now() time.Time { return s.clock().In(s.cfg.TZ) }
+
 // Handler returns the routes of DESIGN.md §5.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -244,7 +244,7 @@ func (m *Model) ExpiryCandidates(now time.Time, after int) (expire, breakage []u
 		case p.Status == domain.StatusActive && p.ExpiresAt != nil && !now.Before(*p.ExpiresAt):
 			expire = append(expire, id)
 		case after > 0 && p.Status == domain.StatusExpired && p.ExpiredAt != nil &&
-			p.Liability.IsPositive() && !now.Before(p.ExpiredAt.AddDate(0, after, 0)):
+			p.Liability.IsPositive() && !now.Before(domain.AddMonths(p.ExpiredAt.In(m.tz), after)):
 			breakage = append(breakage, id)
 		}
 	}

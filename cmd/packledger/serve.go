@@ -147,7 +147,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
-	sw := &sweeper{store: store, reads: runner, clock: time.Now, storeID: c.store, breakageAfter: c.breakageAfter, log: log}
+	dealerNow := func() time.Time { return time.Now().In(tz) }
+	sw := &sweeper{store: store, reads: runner, clock: dealerNow, storeID: c.store, breakageAfter: c.breakageAfter, log: log}
 	go func() {
 		defer close(sweepDone)
 		sw.run(sweepCtx, c.sweepEvery)
