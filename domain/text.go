@@ -52,6 +52,12 @@ func CheckText(field, s string, min, max int) (string, error) {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return "", FieldErrorf(CodeInvalidField, field, "must not contain control characters")
 		}
+		// U+FFFD is what a decoder leaves of bytes it could not read; the
+		// bidirectional overrides make a printed name read differently
+		// from what is stored.
+		if r == utf8.RuneError || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return "", FieldErrorf(CodeInvalidField, field, "must not contain the character U+%04X", r)
+		}
 	}
 	return t, nil
 }

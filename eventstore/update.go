@@ -100,6 +100,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 	unlock := s.locks.lock(subject)
 	defer unlock()
 	backoff := time.Millisecond
+	dupKey := false // JetStream knew the key, without saying where
 	for attempt := 1; ; attempt++ {
 		hist, err := s.Load(ctx, subject)
 		if err != nil {
@@ -107,6 +108,12 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		}
 		if r, ok := findReplay(hist, meta); ok {
 			return r, nil
+		}
+		if dupKey {
+			// Not on this subject, so on another: an atomic batch's
+			// duplicate answer carries no sequence to look it up by.
+			return Result{}, domain.Errorf(domain.CodeIdempotencyConflict,
+				"Idempotency-Key %q was already used for another request", meta.Key)
 		}
 		ch, err := decide(hist)
 		if err != nil {
@@ -136,6 +143,8 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 				if gerr == nil && first.Subject != subject {
 					return Result{}, &KeyUsedError{Key: meta.Key, Existing: first}
 				}
+			} else {
+				dupKey = true
 			}
 		case errors.Is(err, ErrConflict):
 			for _, c := range ch.Claims {

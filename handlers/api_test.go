@@ -26,3 +26,32 @@ func TestAPI_Story(t *testing.T) {
 	require.Equal(t, "1468.80", refund["amount"])
 	require.Equal(t, "163.20", refund["fee"])
 }
+
+// TestAPI_StrictKeys: keys are matched exactly, once, or the request is
+// refused: encoding/json alone would accept other cases and the last of
+// two equal keys, which another parser might read differently.
+func TestAPI_StrictKeys(t *testing.T) {
+	a := newTestAPI(t)
+	a.Plan("OIL6")
+	id := a.Sell("OIL6")
+	path := "/v1/packages/" + id + "/payments"
+	for _, tc := range []struct{ name, body, field string }{
+		{"DuplicateKey", `{"amount":"1.00","amount":"2448.00","method":"cash","receipt":"R-1"}`, "amount"},
+		{"UpperCaseKey", `{"AMOUNT":"1.00","method":"cash","receipt":"R-1"}`, "AMOUNT"},
+		{"NestedDuplicate", `{"amount":"1.00","method":"cash","receipt":"R-1","x":{"a":1,"a":2}}`, "x.a"},
+		{"Null", `null`, ""},
+		{"Array", `[{"amount":"1.00","method":"cash","receipt":"R-1"}]`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := a.LastSeq()
+			st, body := a.Do("POST", path, domain.RoleCashier, tc.body)
+			require.Equal(t, http.StatusBadRequest, st, "%v", body)
+			e := body["error"].(map[string]any)
+			require.Equal(t, "invalid_request", e["code"])
+			if tc.field != "" {
+				require.Equal(t, tc.field, e["field"])
+			}
+			require.Equal(t, before, a.LastSeq())
+		})
+	}
+}

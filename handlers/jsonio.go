@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/packledger/packledger/domain"
 )
@@ -33,6 +35,14 @@ func decodeBytes(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return domain.Errorf(domain.CodeInvalidRequest, "the body is empty; send a JSON object")
 	}
+	// encoding/json would quietly turn invalid bytes into U+FFFD and store
+	// them; a ledger refuses what it cannot read back exactly.
+	if !utf8.Valid(body) {
+		return domain.Errorf(domain.CodeInvalidRequest, "the body is not valid UTF-8")
+	}
+	if err := checkKeys(body); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(dst); err != nil {
@@ -42,6 +52,89 @@ func decodeBytes(body []byte, dst any) error {
 		return domain.Errorf(domain.CodeInvalidRequest, "the body must hold one JSON value and nothing after it")
 	}
 	return nil
+}
+
+// checkKeys requires one JSON object whose keys, at every depth, are
+// lower-case snake_case and unique. encoding/json matches keys without
+// regard to case and keeps the last of two equal keys, so {"amount":"1.00",
+// "amount":"2448.00"} would be read one way here and maybe another way by a
+// proxy or an auditor's parser.
+func checkKeys(body []byte) error {
+	d := json.NewDecoder(bytes.NewReader(body))
+	tok, err := d.Token()
+	if err != nil {
+		return jsonError(err)
+	}
+	if tok != json.Delim('{') {
+		return domain.Errorf(domain.CodeInvalidRequest, "the body must be a JSON object")
+	}
+	return walkObject(d, "")
+}
+
+// walkObject checks the keys of an object whose '{' was just read.
+func walkObject(d *json.Decoder, path string) error {
+	seen := map[string]bool{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return jsonError(err)
+		}
+		key, _ := tok.(string)
+		field := key
+		if path != "" {
+			field = path + "." + key
+		}
+		if !snakeKey(key) {
+			return domain.FieldErrorf(domain.CodeInvalidRequest, field, "unknown field %q", truncateText(key, 40))
+		}
+		if seen[key] {
+			return domain.FieldErrorf(domain.CodeInvalidRequest, field, "the key %q appears twice", key)
+		}
+		seen[key] = true
+		if err := walkValue(d, field); err != nil {
+			return err
+		}
+	}
+	_, err := d.Token() // '}'
+	if err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+func walkValue(d *json.Decoder, path string) error {
+	tok, err := d.Token()
+	if err != nil {
+		return jsonError(err)
+	}
+	switch tok {
+	case json.Delim('{'):
+		return walkObject(d, path)
+	case json.Delim('['):
+		for i := 0; d.More(); i++ {
+			if err := walkValue(d, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+		_, err := d.Token() // ']'
+		if err != nil {
+			return jsonError(err)
+		}
+	}
+	return nil
+}
+
+func snakeKey(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func jsonError(err error) error {

@@ -24,6 +24,10 @@ func (s *Server) sell(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if req.Plan == "" {
+		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "plan", "is required"))
+		return
+	}
 	if err := domain.CheckPlanCode(req.Plan); err != nil {
 		s.writeError(w, r, domain.FieldErrorf(domain.CodePlanNotFound, "plan", "no plan %q", truncateText(req.Plan, 40)))
 		return
@@ -217,7 +221,7 @@ func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request) {
 	if len(res.Appended) == 0 {
 		// The receipt was already recorded for this package and amount.
 		status = http.StatusOK
-		pay, _ = p.PaymentByReceipt(req.Receipt)
+		pay, _ = p.PaymentByReceipt(trimmedRef("receipt", req.Receipt))
 	} else {
 		pay, _ = p.PaymentByID(res.Appended[0].Event.(domain.PaymentRecorded).PaymentID)
 	}
@@ -307,7 +311,7 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 	if len(res.Appended) == 0 {
 		// This repair order already deducted this service: its first answer.
 		status = http.StatusOK
-		red, _ = p.RedemptionFor(trimmed(req.RepairOrder), req.Service)
+		red, _ = p.RedemptionFor(trimmedRef("repair_order", req.RepairOrder), req.Service)
 	} else {
 		red, _ = p.RedemptionByID(res.Appended[0].Event.(domain.VisitRedeemed).RedemptionID)
 	}
@@ -428,8 +432,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"package_id": id, "events": entries})
 }
 
-func trimmed(s string) string {
-	t, err := domain.CheckReference("repair_order", s)
+// trimmedRef is a receipt or repair-order number as the domain stores it.
+func trimmedRef(field, s string) string {
+	t, err := domain.CheckReference(field, s)
 	if err != nil {
 		return s
 	}
