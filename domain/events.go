@@ -41,8 +41,8 @@ type Actor struct {
 
 // Envelope is an event with the facts about it: who, where, when, and its
 // place in its aggregate's hash chain. Data holds the event as stored;
-// Event is it decoded. Seq, Subject and Hash come from the stream, not from
-// the stored bytes.
+// Event is it decoded. Seq, Subject, Hash, Sig and KeyID come from the
+// stream, not from the stored bytes.
 type Envelope struct {
 	ID           uuid.UUID       `json:"id"`
 	Type         string          `json:"type"`
@@ -61,6 +61,10 @@ type Envelope struct {
 	Seq     uint64 `json:"-"`
 	Subject string `json:"-"`
 	Hash    string `json:"-"`
+	// Sig and KeyID are the ledger's signature of Hash and the key that
+	// made it, carried beside the body.
+	Sig   string `json:"-"`
+	KeyID string `json:"-"`
 }
 
 // The events of DESIGN.md §3.

@@ -22,6 +22,10 @@ const (
 	// HeaderType repeats the event type so a plain NATS client can filter
 	// without decoding.
 	HeaderType = "Ledger-Type"
+	// HeaderSig is the base64 ed25519 signature of the hash, and HeaderKey
+	// the fingerprint of the key that made it.
+	HeaderSig = "Ledger-Sig"
+	HeaderKey = "Ledger-Key"
 )
 
 // Encode returns the stored body of an envelope and its hash. Data must
@@ -54,6 +58,7 @@ func Decode(subject string, seq uint64, header nats.Header, body []byte) (domain
 		return env, fmt.Errorf("seq %d on %s: trailing data after envelope", seq, subject)
 	}
 	env.Seq, env.Subject, env.Hash = seq, subject, HashOf(body)
+	env.Sig, env.KeyID = header.Get(HeaderSig), header.Get(HeaderKey)
 	if h := header.Get(HeaderHash); h != "" && h != env.Hash {
 		return env, fmt.Errorf("seq %d on %s: body hash %s does not match header %s", seq, subject, env.Hash, h)
 	}

@@ -17,6 +17,40 @@ import (
 // an ordered consumer, which JetStream recreates on its own after a gap or
 // a reconnect, so fn sees each sequence once and in order.
 func (s *Store) Follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error {
+	return s.follow(ctx, from, fn)
+}
+
+// Feed is the stream as the projections read it: every event of the
+// dealer in order, each foreign event reaching the reader with the reason
+// it is foreign, and the chain state kept across reconnects so that a
+// resumed follow judges the next event as an unbroken one would.
+type Feed struct {
+	s      *Store
+	chains *Chains
+	seen   uint64
+}
+
+// Feed returns a new feed over the store's keyring.
+func (s *Store) Feed() *Feed { return &Feed{s: s, chains: NewChains(s.ring)} }
+
+// Head is the store's Head.
+func (f *Feed) Head(ctx context.Context) (uint64, error) { return f.s.Head(ctx) }
+
+// Follow is the store's Follow with each event judged by its chain.
+func (f *Feed) Follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error {
+	return f.s.follow(ctx, from, func(seq uint64, subject string, env domain.Envelope, err error) error {
+		if seq <= f.seen {
+			return nil // delivered again after a reconnect: already judged
+		}
+		f.seen = seq
+		if err == nil {
+			err = f.chains.Check(env)
+		}
+		return fn(seq, subject, env, err)
+	})
+}
+
+func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error {
 	if from < 1 {
 		from = 1
 	}

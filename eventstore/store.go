@@ -25,6 +25,12 @@ type Config struct {
 	// receipt pays once) and the idempotency key in each envelope still
 	// hold; the window only makes a quick retry cheap.
 	DuplicateWindow time.Duration
+	// Signer signs what this store appends; nil for a store that only
+	// reads (the auditor's tools).
+	Signer *Signer
+	// Keyring holds the public keys whose events are the ledger's own; the
+	// signer's own key is always in it.
+	Keyring *Keyring
 }
 
 // Store is one dealer's view of the ledger stream.
@@ -34,6 +40,8 @@ type Store struct {
 	stream   string
 	subjects Subjects
 	locks    keyedMutex
+	signer   *Signer
+	ring     *Keyring
 }
 
 // Errors the store returns as values.
@@ -71,7 +79,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s := &Store{nc: nc, js: js, stream: cfg.Stream, subjects: Subjects{Dealer: cfg.Dealer}}
+	if cfg.Keyring == nil {
+		cfg.Keyring = NewKeyring()
+	}
+	if cfg.Signer != nil {
+		cfg.Keyring.Add(cfg.Signer.Public())
+	}
+	s := &Store{nc: nc, js: js, stream: cfg.Stream, subjects: Subjects{Dealer: cfg.Dealer},
+		signer: cfg.Signer, ring: cfg.Keyring}
 	sc := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "packledger: every fact of every dealer's prepaid maintenance packages",
@@ -136,26 +151,69 @@ func (s *Store) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
 	return st.CachedInfo(), nil
 }
 
+// Keyring is the set of keys whose events are the ledger's own.
+func (s *Store) Keyring() *Keyring { return s.ring }
+
 // loadBatch is how many messages one direct-get round trip asks for.
 const loadBatch = 512
 
-// Load returns every event on one subject, in order. It uses JetStream's
-// batched direct get, one round trip per loadBatch events, which reads the
-// subject's index instead of scanning the stream.
+// Subject is one subject as read: the ledger's own events in order, the
+// foreign ones set apart, and the subject's last sequence, which a write
+// must name as expected whatever event it belongs to.
+type Subject struct {
+	Events  []domain.Envelope
+	Foreign []Foreign
+	LastSeq uint64
+}
+
+// Foreign is an event on a ledger subject that is not the ledger's own.
+type Foreign struct {
+	Seq     uint64
+	Subject string
+	Problem string
+}
+
+// Load returns the ledger's own events on one subject, in order, leaving
+// out foreign ones.
 func (s *Store) Load(ctx context.Context, subject string) ([]domain.Envelope, error) {
-	var out []domain.Envelope
+	sub, err := s.LoadSubject(ctx, subject)
+	return sub.Events, err
+}
+
+// LoadSubject reads one subject whole and sorts its events into the
+// ledger's own and foreign ones.
+func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error) {
+	var out Subject
+	chains := NewChains(s.ring)
 	start := uint64(1)
 	for {
-		envs, pending, last, err := s.loadFrom(ctx, subject, start)
+		recs, pending, last, err := s.loadFrom(ctx, subject, start)
 		if err != nil {
-			return nil, err
+			return Subject{}, err
 		}
-		out = append(out, envs...)
+		for _, r := range recs {
+			out.LastSeq = r.seq
+			if r.err == nil {
+				r.err = chains.Check(r.env)
+			}
+			if r.err != nil {
+				out.Foreign = append(out.Foreign, Foreign{Seq: r.seq, Subject: subject, Problem: r.err.Error()})
+				continue
+			}
+			out.Events = append(out.Events, r.env)
+		}
 		if pending == 0 || last == 0 {
 			return out, nil
 		}
 		start = last + 1
 	}
+}
+
+// rawRecord is one message read and decoded, or why it could not be.
+type rawRecord struct {
+	seq uint64
+	env domain.Envelope
+	err error
 }
 
 type directGetRequest struct {
@@ -164,7 +222,7 @@ type directGetRequest struct {
 	Batch   int    `json:"batch,omitempty"`
 }
 
-func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (envs []domain.Envelope, pending, last uint64, err error) {
+func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (recs []rawRecord, pending, last uint64, err error) {
 	inbox := s.nc.NewRespInbox()
 	// A channel sized for one batch and its end marker: SubscribeSync would
 	// allocate a 64k-slot channel per load, which dominates the cost of a
@@ -191,14 +249,14 @@ func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (env
 		switch msg.Header.Get("Status") {
 		case "":
 		case "404":
-			return envs, 0, 0, nil // nothing (more) on the subject
+			return recs, 0, 0, nil // nothing (more) on the subject
 		case "204": // end of batch
 			pending, err = seqHeader(msg.Header, "Nats-Num-Pending")
 			if err != nil {
 				return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
 			}
 			last, _ = seqHeader(msg.Header, "Nats-Last-Sequence")
-			return envs, pending, last, nil
+			return recs, pending, last, nil
 		case "503":
 			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, nats.ErrNoResponders)
 		default:
@@ -208,11 +266,8 @@ func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (env
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
 		}
-		env, err := Decode(msg.Header.Get("Nats-Subject"), seq, msg.Header, msg.Data)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		envs = append(envs, env)
+		env, derr := Decode(msg.Header.Get("Nats-Subject"), seq, msg.Header, msg.Data)
+		recs = append(recs, rawRecord{seq: seq, env: env, err: derr})
 	}
 }
 
@@ -254,6 +309,8 @@ type Outgoing struct {
 	Body    []byte
 	Hash    string
 	Type    string
+	Sig     string
+	KeyID   string
 	// Expect, when set, is the subject's required last sequence (0: the
 	// subject must be empty).
 	Expect *uint64
@@ -266,6 +323,10 @@ func (o Outgoing) header() nats.Header {
 	h := nats.Header{}
 	h.Set(HeaderHash, o.Hash)
 	h.Set(HeaderType, o.Type)
+	if o.Sig != "" {
+		h.Set(HeaderSig, o.Sig)
+		h.Set(HeaderKey, o.KeyID)
+	}
 	if o.Expect != nil {
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*o.Expect, 10))
 	}

@@ -95,16 +95,23 @@ func TestStore_Cases(t *testing.T) {
 		}
 	})
 	t.Run("LoadManyBatches", func(t *testing.T) {
-		st, _ := eventstoretest.OpenStore(t, "demo")
+		_, nc := eventstoretest.RunServer(t)
+		signer := eventstoretest.NewSigner(t)
+		st := eventstoretest.Open(t, nc, "demo", signer)
 		subj := "ledger.demo.plans.C"
 		n := 1300 // more than two direct-get batches
 		data, err := domain.EncodeEvent(domain.PlanRetired{Code: "C", Reason: "r"})
 		require.NoError(t, err)
+		prev := ""
 		for i := 0; i < n; i++ {
-			body, hash, err := eventstore.Encode(domain.Envelope{ID: uuid.New(), Type: "PlanRetired", Schema: 1, Data: data})
+			// Appended directly, signed and chained as Update would.
+			body, hash, err := eventstore.Encode(domain.Envelope{ID: uuid.New(), Type: "PlanRetired", Schema: 1,
+				Dealer: "demo", Aggregate: "C", Prev: prev, Data: data})
 			require.NoError(t, err)
-			_, err = st.Append(ctx, []eventstore.Outgoing{{Subject: subj, Body: body, Hash: hash, Type: "PlanRetired"}})
+			sig, key := signer.Sign(hash)
+			_, err = st.Append(ctx, []eventstore.Outgoing{{Subject: subj, Body: body, Hash: hash, Type: "PlanRetired", Sig: sig, KeyID: key}})
 			require.NoError(t, err)
+			prev = hash
 		}
 		h, err := st.Load(ctx, subj)
 		require.NoError(t, err)
@@ -166,10 +173,9 @@ func TestStore_Cases(t *testing.T) {
 		// Two stores on two connections: no shared in-process lock, so
 		// only JetStream's expected sequence keeps the chain whole.
 		_, nc1 := eventstoretest.RunServer(t)
-		st1, err := eventstore.Open(ctx, nc1, eventstore.Config{Dealer: "demo"})
-		require.NoError(t, err)
-		st2, err := eventstore.Open(ctx, nc1, eventstore.Config{Dealer: "demo"})
-		require.NoError(t, err)
+		sg := eventstoretest.NewSigner(t)
+		st1 := eventstoretest.Open(t, nc1, "demo", sg)
+		st2 := eventstoretest.Open(t, nc1, "demo", sg)
 		subj := "ledger.demo.plans.H"
 		var wg sync.WaitGroup
 		errs := make(chan error, 40)

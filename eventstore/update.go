@@ -102,10 +102,11 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 	backoff := time.Millisecond
 	dupKey := false // JetStream knew the key, without saying where
 	for attempt := 1; ; attempt++ {
-		hist, err := s.Load(ctx, subject)
+		sub, err := s.LoadSubject(ctx, subject)
 		if err != nil {
 			return Result{}, unavailable(err)
 		}
+		hist := sub.Events
 		if r, ok := findReplay(hist, meta); ok {
 			return r, nil
 		}
@@ -122,7 +123,10 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		if len(ch.Events) == 0 {
 			return Result{History: hist, LastSeq: lastSubjectSeq(hist)}, nil
 		}
-		msgs, appended, err := s.build(subject, hist, meta, now(), ch)
+		if s.signer == nil {
+			return Result{}, errors.New("eventstore: this store has no signing key and cannot write")
+		}
+		msgs, appended, err := s.build(subject, sub, meta, now(), ch)
 		if err != nil {
 			return Result{}, err
 		}
@@ -190,13 +194,16 @@ func findReplay(hist []domain.Envelope, meta Meta) (Result, bool) {
 
 // build turns a change into envelopes chained onto the subject's history,
 // and the messages that carry them.
-func (s *Store) build(subject string, hist []domain.Envelope, meta Meta, now time.Time, ch Change) ([]Outgoing, []domain.Envelope, error) {
+// The first event names the subject's last sequence as expected, whatever
+// wrote it, but chains from its last valid event: a foreign event neither
+// blocks the ledger's writes nor becomes part of its chain.
+func (s *Store) build(subject string, sub Subject, meta Meta, now time.Time, ch Change) ([]Outgoing, []domain.Envelope, error) {
 	aggregate := aggregateOf(subject)
 	prev := ""
-	if len(hist) > 0 {
-		prev = hist[len(hist)-1].Hash
+	if n := len(sub.Events); n > 0 {
+		prev = sub.Events[n-1].Hash
 	}
-	expect := lastSubjectSeq(hist)
+	expect := sub.LastSeq
 	var msgs []Outgoing
 	var appended []domain.Envelope
 	for i, ev := range ch.Events {
@@ -246,7 +253,8 @@ func (s *Store) envelope(subject, aggregate, prev string, meta Meta, now time.Ti
 		return domain.Envelope{}, Outgoing{}, err
 	}
 	env.Event, env.Subject, env.Hash = ev, subject, hash
-	return env, Outgoing{Subject: subject, Body: body, Hash: hash, Type: env.Type}, nil
+	env.Sig, env.KeyID = s.signer.Sign(hash)
+	return env, Outgoing{Subject: subject, Body: body, Hash: hash, Type: env.Type, Sig: env.Sig, KeyID: env.KeyID}, nil
 }
 
 // aggregateOf is the last token of a subject: a package id, a plan code, an

@@ -40,7 +40,7 @@ func newTestAPI(t testing.TB) *testAPI {
 	tz, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	runner := projections.NewRunner(store, projections.NewModel(tz), log)
+	runner := projections.NewRunner(store.Feed(), projections.NewModel(tz), log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = runner.Run(ctx) }()

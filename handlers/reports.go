@@ -124,7 +124,10 @@ func (s *Server) dailyClose(w http.ResponseWriter, r *http.Request) {
 	}
 	var rep projections.CloseReport
 	s.reads.Read(func(m *projections.Model) { rep = m.DailyClose().Report(date, store) })
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http.StatusOK, struct {
+		projections.CloseReport
+		KeyFingerprint string `json:"key_fingerprint"`
+	}{rep, s.cfg.KeyFingerprint})
 }
 
 type healthBody struct {

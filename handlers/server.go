@@ -39,6 +39,9 @@ type Config struct {
 	Log          *slog.Logger
 	// NATSConnected reports whether the store's connection is up.
 	NATSConnected func() bool
+	// KeyFingerprint names the ledger's signing key; the daily close
+	// prints it so that it is on paper.
+	KeyFingerprint string
 	// WriteWait bounds how long a write's answer waits for the
 	// projections to apply it.
 	WriteWait time.Duration

@@ -14,6 +14,7 @@ import (
 // Finding is an event that could not be applied: kept, counted and shown
 // by /healthz rather than guessed at.
 type Finding struct {
+	Package string `json:"package,omitempty"`
 	Seq     uint64 `json:"seq"`
 	Subject string `json:"subject"`
 	Problem string `json:"problem"`
@@ -93,7 +94,11 @@ func (m *Model) Apply(env domain.Envelope) {
 // Reject records an event that cannot be applied.
 func (m *Model) Reject(seq uint64, subject, problem string) {
 	m.lastSeq = seq
-	m.findings = append(m.findings, Finding{Seq: seq, Subject: subject, Problem: problem})
+	f := Finding{Seq: seq, Subject: subject, Problem: problem}
+	if _, id, ok := strings.Cut(subject, ".packages."); ok {
+		f.Package = id
+	}
+	m.findings = append(m.findings, f)
 }
 
 func planCode(e domain.Event) string {

@@ -32,6 +32,7 @@ const usage = `packledger — the ledger of prepaid maintenance packages
 Usage:
   packledger serve [flags]      run the HTTP API on its embedded NATS (see serve -h)
   packledger new-user [flags]   make a users-file entry and its token (see new-user -h)
+  packledger key [flags]        print the ledger's public key, or rotate it (see key -h)
 
 `
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "new-user":
 		return newUser(args[1:], stdout, stderr)
+	case "key":
+		return key(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -34,6 +34,7 @@ type serveConfig struct {
 	breakageAfter                     int
 	sweepEvery, dedupe                time.Duration
 	logLevel                          string
+	keyFile, keyringFile              string
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -57,6 +58,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&c.dedupe, "dedupe-window", time.Hour, "JetStream duplicate window for Nats-Msg-Id (idempotency keys hold beyond it too)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.debugNATS, "debug-nats", false, "log the embedded NATS server's own messages")
+	keyFlags(fs, &c.keyFile, &c.keyringFile)
 	return fs, c
 }
 
@@ -86,6 +88,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.natsURL != "" && c.keyFile == "" {
+		// Servers sharing a cluster must sign with one key, or each would
+		// take the others' events for forgeries.
+		return errors.New("--nats needs --key-file: every server on one ledger signs with the same key")
+	}
+	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, true)
+	if err != nil {
+		return err
+	}
 
 	nc, natsAddr, shutdownNATS, err := connectNATS(c, log)
 	if err != nil {
@@ -96,6 +107,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
 		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
+		Signer: signer, Keyring: ring,
 	})
 	cancel()
 	if err != nil {
@@ -103,7 +115,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	model := projections.NewModel(tz)
-	runner := projections.NewRunner(store, model, log)
+	runner := projections.NewRunner(store.Feed(), model, log)
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	runnerDone := make(chan struct{})
 	go func() {
@@ -114,7 +126,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	api := handlers.New(handlers.Config{
 		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
-		NATSConnected: nc.IsConnected,
+		NATSConnected: nc.IsConnected, KeyFingerprint: eventstore.Fingerprint(signer.Public()),
 	}, store, runner, users)
 
 	if c.demo {
@@ -129,6 +141,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	httpURL := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "packledger: dealer %s, HTTP on %s, NATS on %s\n", c.dealer, httpURL, natsAddr)
+	fmt.Fprintf(stdout, "signing key %s\n", eventstore.Fingerprint(signer.Public()))
 	if c.demo {
 		printDemoTokens(stdout, httpURL, tokens)
 	}

@@ -38,7 +38,7 @@ func (c *fakeClock) Set(t time.Time) {
 func TestSweeper_ExpiryAndBreakage(t *testing.T) {
 	ctx := context.Background()
 	store, _ := eventstoretest.OpenStore(t, "demo")
-	runner := projections.NewRunner(store, projections.NewModel(time.UTC), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	runner := projections.NewRunner(store.Feed(), projections.NewModel(time.UTC), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = runner.Run(rctx) }()

@@ -5,6 +5,7 @@ package eventstoretest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,17 +40,34 @@ func RunServerIn(tb testing.TB, dir string) (*eventstore.Server, *nats.Conn) {
 	return srv, nc
 }
 
-// OpenStore runs a server and opens the ledger stream on it for dealer.
+// OpenStore runs a server and opens the ledger stream on it for dealer,
+// with a fresh signing key.
 func OpenStore(tb testing.TB, dealer string) (*eventstore.Store, *nats.Conn) {
 	tb.Helper()
 	_, nc := RunServer(tb)
+	return Open(tb, nc, dealer, NewSigner(tb)), nc
+}
+
+// NewSigner makes a signing key in a temp dir.
+func NewSigner(tb testing.TB) *eventstore.Signer {
+	tb.Helper()
+	sg, err := eventstore.LoadOrCreateKey(filepath.Join(tb.TempDir(), "ledger.key"))
+	if err != nil {
+		tb.Fatalf("key: %v", err)
+	}
+	return sg
+}
+
+// Open opens the ledger stream for dealer on nc, signing with sg.
+func Open(tb testing.TB, nc *nats.Conn, dealer string, sg *eventstore.Signer) *eventstore.Store {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := eventstore.Open(ctx, nc, eventstore.Config{Dealer: dealer})
+	st, err := eventstore.Open(ctx, nc, eventstore.Config{Dealer: dealer, Signer: sg})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
-	return st, nc
+	return st
 }
 
 // CheckFor polls f until it returns nil or the time runs out, the way

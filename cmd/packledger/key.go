@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/packledger/packledger/eventstore"
+)
+
+// keyFlags declares the signing-key flags that serve and key share.
+func keyFlags(fs *flag.FlagSet, keyFile, keyringFile *string) {
+	fs.StringVar(keyFile, "key-file", "", "the ledger's ed25519 signing key (default DATA/ledger.key, made at first start, mode 0600); required with --nats")
+	fs.StringVar(keyringFile, "keyring", "", "file of earlier public keys whose events stay valid after a rotation (default: ledger.keyring beside the key)")
+}
+
+// keyPaths resolves the key and keyring files.
+func keyPaths(data, keyFile, keyringFile string) (string, string) {
+	if keyFile == "" {
+		keyFile = filepath.Join(data, "ledger.key")
+	}
+	if keyringFile == "" {
+		keyringFile = filepath.Join(filepath.Dir(keyFile), "ledger.keyring")
+	}
+	return keyFile, keyringFile
+}
+
+// loadKeys reads (or, if create, makes) the signing key and the keyring of
+// keys it replaced.
+func loadKeys(data, keyFile, keyringFile string, create bool) (*eventstore.Signer, *eventstore.Keyring, error) {
+	keyFile, keyringFile = keyPaths(data, keyFile, keyringFile)
+	if !create {
+		if _, err := os.Stat(keyFile); err != nil {
+			return nil, nil, fmt.Errorf("signing key: %w", err)
+		}
+	}
+	signer, err := eventstore.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	ring := eventstore.NewKeyring(signer.Public())
+	if err := eventstore.LoadKeyring(keyringFile, ring); err != nil {
+		return nil, nil, err
+	}
+	return signer, ring, nil
+}
+
+// key prints the ledger's public key, or rotates the key.
+func key(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./data", "the server's data directory")
+	var keyFile, keyringFile string
+	keyFlags(fs, &keyFile, &keyringFile)
+	rotate := fs.Bool("rotate", false, "stop using the current key: keep its public key in the keyring and make a new one (stop the server first)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	keyFile, keyringFile = keyPaths(*data, keyFile, keyringFile)
+	signer, _, err := loadKeys(*data, keyFile, keyringFile, false)
+	if err != nil {
+		return err
+	}
+	if *rotate {
+		old := eventstore.PublicKeyString(signer.Public())
+		f, err := os.OpenFile(keyringFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("keyring: %w", err)
+		}
+		_, werr := fmt.Fprintf(f, "# retired %s\n%s\n", eventstore.Fingerprint(signer.Public()), old)
+		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+			return fmt.Errorf("keyring: %w", err)
+		}
+		if err := os.Remove(keyFile); err != nil {
+			return fmt.Errorf("retire old key: %w", err)
+		}
+		if signer, err = eventstore.LoadOrCreateKey(keyFile); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "rotated: %s kept in %s; new key in %s\n", old, keyringFile, keyFile)
+	}
+	fmt.Fprintf(stdout, "fingerprint %s\n", eventstore.Fingerprint(signer.Public()))
+	fmt.Fprintln(stdout, eventstore.PublicKeyString(signer.Public()))
+	return nil
+}

@@ -1,0 +1,57 @@
+package eventstore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// Chains tells the ledger's own events from foreign ones, subject by
+// subject. An event is the ledger's own when its hash is signed by a
+// trusted key and it names, as its previous hash, the hash of the last
+// event of its subject that was itself the ledger's own. A forgery fails
+// the signature; a replayed copy of a real event carries a valid signature
+// but names a previous hash that is no longer the last, so it fails the
+// chain. Either way it is foreign: never applied, and the subject's next
+// write chains from its last valid event.
+type Chains struct {
+	ring *Keyring
+	last map[string]string // subject → hash of its last valid event
+}
+
+// NewChains checks chains against the trusted keys of ring.
+func NewChains(ring *Keyring) *Chains {
+	return &Chains{ring: ring, last: map[string]string{}}
+}
+
+// Check decides whether env, the next event read on its subject in stream
+// order, is valid, and if so makes it the subject's last. The error says
+// why an event is foreign.
+func (c *Chains) Check(env domain.Envelope) error {
+	if err := c.ring.Verify(env.Hash, env.Sig, env.KeyID); err != nil {
+		return fmt.Errorf("foreign event: %w", err)
+	}
+	if want := c.last[env.Subject]; env.Prev != want {
+		return fmt.Errorf("foreign event: its previous hash %s is not the subject's last valid event %s",
+			short(env.Prev), short(want))
+	}
+	if !strings.HasSuffix(env.Subject, "."+env.Aggregate) {
+		return fmt.Errorf("foreign event: aggregate %q does not match its subject", env.Aggregate)
+	}
+	c.last[env.Subject] = env.Hash
+	return nil
+}
+
+// Last is the hash of a subject's last valid event.
+func (c *Chains) Last(subject string) string { return c.last[subject] }
+
+func short(h string) string {
+	if h == "" {
+		return "(none)"
+	}
+	if len(h) > 12 {
+		return h[:12] + "…"
+	}
+	return h
+}
