@@ -287,8 +287,8 @@ func TestModel_Reject(t *testing.T) {
 		m.Reject(7, "ledger.demo.packages.x", "decode PaymentRecorded: bad amount")
 		m.Reject(9, "ledger.demo.packages.y", "unknown event type \"Nope\"")
 		require.Equal(t, []projections.Finding{
-			{Seq: 7, Subject: "ledger.demo.packages.x", Problem: "decode PaymentRecorded: bad amount"},
-			{Seq: 9, Subject: "ledger.demo.packages.y", Problem: "unknown event type \"Nope\""},
+			{Package: "x", Seq: 7, Subject: "ledger.demo.packages.x", Problem: "decode PaymentRecorded: bad amount"},
+			{Package: "y", Seq: 9, Subject: "ledger.demo.packages.y", Problem: "unknown event type \"Nope\""},
 		}, m.Findings())
 		events, last, pkgs := m.Stats()
 		require.Zero(t, events, "a rejected event is not applied")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,7 +321,7 @@ func TestRunner(t *testing.T) {
 		st := r.Status()
 		require.Equal(t, uint64(7), st.AppliedSeq, "a bad message is passed over, not waited on")
 		require.Equal(t, 6, st.Events, "six applied, one rejected")
-		require.Equal(t, []projections.Finding{{Seq: 4, Subject: bad,
+		require.Equal(t, []projections.Finding{{Package: strings.TrimPrefix(bad, "ledger.demo.packages."), Seq: 4, Subject: bad,
 			Problem: "decode PaymentRecorded: amount \"12.345\" is not of the form \"480.00\""}}, st.Findings)
 		require.Empty(t, st.Error, "a bad message is a finding, not a stream failure")
 		var fs []projections.Finding
