@@ -25,6 +25,12 @@ func (b Balances) Add(o Balances) Balances {
 	}
 }
 
+// Equal reports whether two sets of balances are the same amounts.
+func (b Balances) Equal(o Balances) bool {
+	return b.Paid.Equal(o.Paid) && b.Voided.Equal(o.Voided) && b.Recognized.Equal(o.Recognized) &&
+		b.Refunded.Equal(o.Refunded) && b.Breakage.Equal(o.Breakage) && b.Liability.Equal(o.Liability)
+}
+
 // Check verifies the identity of DESIGN.md §4 on summed balances:
 // paid − voided = recognized + refunded + breakage + liability, and
 // liability ≥ 0.

@@ -88,3 +88,34 @@ func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, sub
 		}
 	}
 }
+
+// errScanDone ends a scan's follow once the head is reached.
+var errScanDone = errors.New("scan done")
+
+// Scan reads the dealer's whole log as it stands when the scan starts,
+// judging each event by its chain, and returns the last sequence read.
+// It is how the auditor's tools read: from the first event, with chain
+// state of their own, so they trust nothing the server has computed.
+func (s *Store) Scan(ctx context.Context, fn func(seq uint64, subject string, env domain.Envelope, err error) error) (uint64, error) {
+	head, err := s.Head(ctx)
+	if err != nil || head == 0 {
+		return 0, err
+	}
+	chains := NewChains(s.ring)
+	err = s.follow(ctx, 1, func(seq uint64, subject string, env domain.Envelope, err error) error {
+		if err == nil {
+			err = chains.Check(env)
+		}
+		if ferr := fn(seq, subject, env, err); ferr != nil {
+			return ferr
+		}
+		if seq >= head {
+			return errScanDone
+		}
+		return nil
+	})
+	if errors.Is(err, errScanDone) {
+		return head, nil
+	}
+	return head, err
+}

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -25,6 +26,15 @@ func TestAPI_Story(t *testing.T) {
 	refund := body["refund"].(map[string]any)
 	require.Equal(t, "1468.80", refund["amount"])
 	require.Equal(t, "163.20", refund["fee"])
+
+	st, body = a.Do("GET", "/v1/audit/verify", domain.RoleAuditor, nil)
+	require.Equal(t, http.StatusOK, st, "%v", body)
+	require.Equal(t, true, body["ok"], "%v", body["findings"])
+	require.EqualValues(t, 1, body["packages"])
+	st, body = a.Do("GET", "/v1/audit/balances?as_of="+a.Now().Format(time.RFC3339), domain.RoleAuditor, nil)
+	require.Equal(t, http.StatusOK, st, "%v", body)
+	require.Equal(t, "0.00", body["totals"].(map[string]any)["liability"])
+	require.Equal(t, "1468.80", body["totals"].(map[string]any)["refunded"])
 }
 
 // TestAPI_StrictKeys: keys are matched exactly, once, or the request is

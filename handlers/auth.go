@@ -134,6 +134,7 @@ var (
 	managerOnly  = []domain.Role{domain.RoleManager}
 	advisorOnly  = []domain.Role{domain.RoleAdvisor}
 	cashierOnly  = []domain.Role{domain.RoleCashier}
+	auditorOnly  = []domain.Role{domain.RoleAuditor}
 	historyRoles = []domain.Role{domain.RoleManager, domain.RoleAuditor}
 	closeRoles   = []domain.Role{domain.RoleCashier, domain.RoleManager, domain.RoleAuditor}
 )

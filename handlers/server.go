@@ -49,16 +49,23 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
-	ledger Ledger
-	reads  Reads
-	log    *slog.Logger
-	clock  func() time.Time
-	userp  atomic.Pointer[[]User]
+	cfg     Config
+	scanner Scanner
+	ledger  Ledger
+	reads   Reads
+	log     *slog.Logger
+	clock   func() time.Time
+	userp   atomic.Pointer[[]User]
+}
+
+// LedgerScanner is a ledger that the auditor's routes can also read whole.
+type LedgerScanner interface {
+	Ledger
+	Scanner
 }
 
 // New returns the API over a ledger and its projections.
-func New(cfg Config, ledger Ledger, reads Reads, users []User) *Server {
+func New(cfg Config, ledger LedgerScanner, reads Reads, users []User) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -71,7 +78,7 @@ func New(cfg Config, ledger Ledger, reads Reads, users []User) *Server {
 	if cfg.WriteWait <= 0 {
 		cfg.WriteWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, ledger: ledger, reads: reads, log: cfg.Log, clock: cfg.Clock}
+	s := &Server{cfg: cfg, ledger: ledger, scanner: ledger, reads: reads, log: cfg.Log, clock: cfg.Clock}
 	s.SetUsers(users)
 	return s
 }
@@ -111,6 +118,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/accounts/{customer}", s.allow(s.account, anyRole...))
 	mux.HandleFunc("GET /v1/reports/liability", s.allow(s.liabilityReport, historyRoles...))
 	mux.HandleFunc("GET /v1/reports/daily-close", s.allow(s.dailyClose, closeRoles...))
+
+	mux.HandleFunc("GET /v1/audit/verify", s.allow(s.verifyLedger, auditorOnly...))
+	mux.HandleFunc("GET /v1/audit/balances", s.allow(s.balancesAsOf, auditorOnly...))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))

@@ -1,0 +1,76 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/projections"
+	"github.com/packledger/packledger/projections/audit"
+)
+
+// Scanner reads the whole log with chain checks: the auditor's view.
+type Scanner interface {
+	Scan(ctx context.Context, fn func(seq uint64, subject string, env domain.Envelope, err error) error) (uint64, error)
+}
+
+// verifyLedger recomputes the ledger from the log and compares it with the
+// live projections.
+func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v := audit.New(s.cfg.Dealer, s.cfg.TZ)
+	head, err := s.scanner.Scan(r.Context(), func(seq uint64, subject string, env domain.Envelope, err error) error {
+		v.Add(seq, subject, env, err)
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, r, unavailableErr("the ledger could not be read", err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteWait)
+	defer cancel()
+	if err := s.reads.WaitFor(ctx, head); err != nil {
+		s.writeError(w, r, unavailableErr("the read models are behind the log", err))
+		return
+	}
+	rep := v.Finish()
+	s.reads.Read(func(m *projections.Model) { rep = v.Compare(m, head, rep) })
+	writeJSON(w, http.StatusOK, rep)
+}
+
+type balancesBody struct {
+	AsOf     time.Time       `json:"as_of"`
+	Packages []packageView   `json:"packages"`
+	Totals   domain.Balances `json:"totals"`
+	Events   int             `json:"events"`
+}
+
+// balancesAsOf recomputes every package from the events recorded at or
+// before as_of.
+func (s *Server) balancesAsOf(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query().Get("as_of")
+	if v == "" {
+		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "as_of", "is required: an RFC 3339 instant"))
+		return
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "as_of", "%q is not an RFC 3339 instant", truncateText(v, 40)))
+		return
+	}
+	ver := audit.New(s.cfg.Dealer, s.cfg.TZ).AsOf(t)
+	if _, err := s.scanner.Scan(r.Context(), func(seq uint64, subject string, env domain.Envelope, err error) error {
+		ver.Add(seq, subject, env, err)
+		return nil
+	}); err != nil {
+		s.writeError(w, r, unavailableErr("the ledger could not be read", err))
+		return
+	}
+	rep := ver.Finish()
+	ps := ver.Model().Find(projections.Query{})
+	writeJSON(w, http.StatusOK, balancesBody{AsOf: t, Packages: viewPackages(ps), Totals: rep.Totals, Events: rep.Events})
+}
