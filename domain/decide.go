@@ -169,6 +169,9 @@ func decidePayment(p Package, c RecordPayment, now time.Time) ([]Event, error) {
 		return nil, err
 	}
 	if prev, ok := p.PaymentByReceipt(receipt); ok {
+		if prev.Voided {
+			return nil, FieldErrorf(CodeDuplicateReceipt, "receipt", "receipt %s belongs to a payment that was voided; a new payment needs a new receipt", receipt)
+		}
 		if prev.Amount.Equal(c.Amount) {
 			return nil, nil // the same payment seen again
 		}

@@ -44,18 +44,22 @@ type Actor struct {
 // Event is it decoded. Seq, Subject, Hash, Sig and KeyID come from the
 // stream, not from the stored bytes.
 type Envelope struct {
-	ID           uuid.UUID       `json:"id"`
-	Type         string          `json:"type"`
-	Schema       int             `json:"schema"`
-	Dealer       string          `json:"dealer"`
-	Store        string          `json:"store"`
-	Aggregate    string          `json:"aggregate"`
-	BusinessTime time.Time       `json:"business_time"`
-	RecordedAt   time.Time       `json:"recorded_at"`
-	Actor        Actor           `json:"actor"`
-	Key          string          `json:"idempotency_key,omitempty"`
-	Prev         string          `json:"prev"`
-	Data         json.RawMessage `json:"data"`
+	ID           uuid.UUID `json:"id"`
+	Type         string    `json:"type"`
+	Schema       int       `json:"schema"`
+	Dealer       string    `json:"dealer"`
+	Store        string    `json:"store"`
+	Aggregate    string    `json:"aggregate"`
+	BusinessTime time.Time `json:"business_time"`
+	RecordedAt   time.Time `json:"recorded_at"`
+	Actor        Actor     `json:"actor"`
+	Key          string    `json:"idempotency_key,omitempty"`
+	// Request is a digest of the request that carried Key, so that the key
+	// sent again with a different request is refused, not mistaken for a
+	// retry.
+	Request string          `json:"request,omitempty"`
+	Prev    string          `json:"prev"`
+	Data    json.RawMessage `json:"data"`
 
 	Event   Event  `json:"-"`
 	Seq     uint64 `json:"-"`

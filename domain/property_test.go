@@ -627,6 +627,10 @@ func (s *randomHistories) pay(l *livePackage, mode payMode) {
 	cmd := domain.RecordPayment{PaymentID: s.uuid(), Amount: domain.Cents(amount), Method: method, Receipt: receipt}
 	before, evs, err := s.decide(l, cmd)
 	switch {
+	case repeatOf >= 0 && p.Payments[repeatOf].Voided:
+		// A voided payment's receipt stays used: a new payment needs a new one.
+		s.expectCode(l, "receipt of a voided payment", err, domain.CodeDuplicateReceipt)
+		s.count["pay/duplicate_receipt"]++
 	case repeatOf >= 0:
 		// The same receipt and amount again: the first payment stands.
 		s.expectCode(l, "repeated payment", err, "")

@@ -46,8 +46,8 @@ func (c *Chains) Check(env domain.Envelope) error {
 		return fmt.Errorf("foreign event: its previous hash %s is not the subject's last valid event %s",
 			short(env.Prev), short(want))
 	}
-	if !strings.HasSuffix(env.Subject, "."+env.Aggregate) {
-		return fmt.Errorf("foreign event: aggregate %q does not match its subject", env.Aggregate)
+	if !strings.HasSuffix(env.Subject, "."+env.Aggregate) || !strings.HasPrefix(env.Subject, "ledger."+env.Dealer+".") {
+		return fmt.Errorf("foreign event: dealer %q and aggregate %q do not match its subject", env.Dealer, env.Aggregate)
 	}
 	c.last[env.Subject] = env.Hash
 	return nil

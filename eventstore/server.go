@@ -40,6 +40,10 @@ type Server struct {
 const (
 	ownerUser  = "packledger"
 	readerUser = "reader"
+	// ownerInbox prefixes the replies the program receives (publish acks,
+	// direct gets). Readers may neither see nor publish there: a forged
+	// ack could otherwise make the server confirm a write that never landed.
+	ownerInbox = "_PL_OWNER"
 )
 
 // readerPermissions lets a NATS client (the nats CLI, an auditor's script)
@@ -51,9 +55,9 @@ var readerPermissions = &server.Permissions{
 		"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>",
 		"$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.INFO.>", "$JS.API.CONSUMER.DELETE.>",
 		"$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.MSG.NEXT.>",
-		"$JS.ACK.>", "$JS.FC.>", "_INBOX.>",
+		"$JS.ACK.>", "$JS.FC.>",
 	}},
-	Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.>", "$SYS.>"}},
+	Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.>", "$SYS.>", ownerInbox + ".>"}},
 }
 
 // StartServer starts an embedded NATS server and waits until it accepts
@@ -126,7 +130,7 @@ func (s *Server) ClientURL() string { return s.srv.ClientURL() }
 // client port stays open for auditors' tools.
 func (s *Server) Connect(name string) (*nats.Conn, error) {
 	nc, err := nats.Connect("", nats.InProcessServer(s.srv), nats.Name(name), nats.MaxReconnects(-1),
-		nats.UserInfo(ownerUser, s.password))
+		nats.UserInfo(ownerUser, s.password), nats.CustomInboxPrefix(ownerInbox))
 	if err != nil {
 		return nil, fmt.Errorf("connect in process: %w", err)
 	}

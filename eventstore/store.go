@@ -19,8 +19,9 @@ import (
 type Config struct {
 	Stream   string // default "LEDGER"
 	Dealer   string
-	Replicas int // 1 for the embedded server
-	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values.
+	Replicas int // when creating the stream; an existing stream keeps its own
+	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values,
+	// when creating the stream.
 	// Beyond it the domain's own rules (a repair order deducts once, a
 	// receipt pays once) and the idempotency key in each envelope still
 	// hold; the window only makes a quick retry cheap.
@@ -113,12 +114,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	default:
-		// Another dealer may share the stream: keep its subjects.
-		have := info.CachedInfo().Config.Subjects
-		if !slices.Contains(have, s.subjects.All()) {
-			sc.Subjects = append(slices.Clone(have), s.subjects.All())
-		} else {
-			sc.Subjects = have
+		// Another dealer, or another server, may share the stream: keep its
+		// subjects, replicas and window (a server started without
+		// --replicas must not shrink a replicated stream), and make sure of
+		// what the ledger relies on.
+		have := info.CachedInfo().Config
+		sc.Replicas, sc.Duplicates = have.Replicas, have.Duplicates
+		sc.Subjects = have.Subjects
+		if !slices.Contains(have.Subjects, s.subjects.All()) {
+			sc.Subjects = append(slices.Clone(have.Subjects), s.subjects.All())
 		}
 		if _, err := js.UpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("update stream %s: %w", cfg.Stream, err)

@@ -19,6 +19,8 @@ type Meta struct {
 	Actor domain.Actor
 	// Key is the client's idempotency key; empty when the client sent none.
 	Key string
+	// Request is a digest of the request that carried Key.
+	Request string
 }
 
 // Change is what a decision appends: events on the aggregate's own subject,
@@ -107,8 +109,8 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 			return Result{}, unavailable(err)
 		}
 		hist := sub.Events
-		if r, ok := findReplay(hist, meta); ok {
-			return r, nil
+		if r, ok, err := findReplay(hist, meta); ok || err != nil {
+			return r, err
 		}
 		if dupKey {
 			// Not on this subject, so on another: an atomic batch's
@@ -174,22 +176,28 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 	}
 }
 
-// findReplay looks for this actor's idempotency key on the subject.
-func findReplay(hist []domain.Envelope, meta Meta) (Result, bool) {
+// findReplay looks for this actor's idempotency key on the subject. The
+// key found with a different request is a conflict, never a replay: a
+// till that reuses keys must not have its second payment silently dropped.
+func findReplay(hist []domain.Envelope, meta Meta) (Result, bool, error) {
 	if meta.Key == "" {
-		return Result{}, false
+		return Result{}, false, nil
 	}
 	for i, e := range hist {
 		if e.Key != meta.Key || e.Actor.ID != meta.Actor.ID {
 			continue
 		}
+		if e.Request != meta.Request {
+			return Result{}, false, domain.Errorf(domain.CodeIdempotencyConflict,
+				"Idempotency-Key %q was already used for a different request", meta.Key)
+		}
 		j := i + 1
 		for j < len(hist) && hist[j].Key == meta.Key && hist[j].Actor.ID == meta.Actor.ID {
 			j++
 		}
-		return Result{History: hist[:j], Appended: hist[i:j], Replayed: true, LastSeq: hist[j-1].Seq}, true
+		return Result{History: hist[:j], Appended: hist[i:j], Replayed: true, LastSeq: hist[j-1].Seq}, true, nil
 	}
-	return Result{}, false
+	return Result{}, false, nil
 }
 
 // build turns a change into envelopes chained onto the subject's history,
@@ -246,7 +254,7 @@ func (s *Store) envelope(subject, aggregate, prev string, meta Meta, now time.Ti
 		ID: id, Type: ev.EventType(), Schema: domain.SchemaVersion,
 		Dealer: s.subjects.Dealer, Store: meta.Store, Aggregate: aggregate,
 		BusinessTime: now.UTC(), RecordedAt: now.UTC(),
-		Actor: meta.Actor, Key: meta.Key, Prev: prev, Data: data,
+		Actor: meta.Actor, Key: meta.Key, Request: meta.Request, Prev: prev, Data: data,
 	}
 	body, hash, err := Encode(env)
 	if err != nil {

@@ -65,3 +65,38 @@ func TestAPI_StrictKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestAPI_KeyReusedForAnotherPayment: a till that reuses an Idempotency-Key
+// for a second, different payment must be told, not answered with the
+// first payment while the second is silently dropped.
+func TestAPI_KeyReusedForAnotherPayment(t *testing.T) {
+	a := newTestAPI(t)
+	a.Plan("OIL6")
+	id := a.Sell("OIL6")
+	path := "/v1/packages/" + id + "/payments"
+	st, first := a.Do("POST", path, domain.RoleCashier, map[string]any{"amount": "1000.00", "method": "cash", "receipt": "R-A"}, "Idempotency-Key", "till-1")
+	require.Equal(t, http.StatusCreated, st, "%v", first)
+	// The same request again, keys in another order: a retry.
+	st, again := a.Do("POST", path, domain.RoleCashier, `{"receipt":"R-A","method":"cash","amount":"1000.00"}`, "Idempotency-Key", "till-1")
+	require.Equal(t, http.StatusCreated, st)
+	require.Equal(t, first, again)
+	before := a.LastSeq()
+	st, body := a.Do("POST", path, domain.RoleCashier, map[string]any{"amount": "500.00", "method": "cash", "receipt": "R-B"}, "Idempotency-Key", "till-1")
+	require.Equal(t, http.StatusUnprocessableEntity, st, "%v", body)
+	require.Equal(t, "idempotency_key_reused", body["error"].(map[string]any)["code"])
+	require.Equal(t, before, a.LastSeq())
+
+	t.Run("Sale", func(t *testing.T) {
+		sell := func(name string) (int, map[string]any) {
+			return a.Do("POST", "/v1/packages", domain.RoleAdvisor, map[string]any{
+				"plan":     "OIL6",
+				"customer": map[string]any{"id": "C-2", "name": name, "phone": "13800138000"},
+				"vehicle":  map[string]any{"vin": "LSVAU2180N2183294", "plate": "沪A12345", "model": "Lavida"},
+			}, "Idempotency-Key", "sale-9")
+		}
+		st, _ := sell("Wang")
+		require.Equal(t, http.StatusCreated, st)
+		st, body := sell("Zhao")
+		require.Equal(t, http.StatusUnprocessableEntity, st, "%v", body)
+	})
+}

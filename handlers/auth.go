@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -34,7 +35,9 @@ func LoadUsers(path string) ([]User, error) {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
 	var users []User
-	if err := json.Unmarshal(b, &users); err != nil {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields() // a misspelt "role" must not pass unnoticed
+	if err := d.Decode(&users); err != nil {
 		return nil, fmt.Errorf("users file %s: %w", path, err)
 	}
 	return users, CheckUsers(users)
@@ -97,12 +100,24 @@ func (s *Server) authenticate(r *http.Request) (User, error) {
 	return found, nil
 }
 
-type userKey struct{}
+type infoKey struct{}
 
-func userOf(ctx context.Context) User {
-	u, _ := ctx.Value(userKey{}).(User)
-	return u
+// requestInfo is what the middleware and the decoder learn of a request.
+type requestInfo struct {
+	user User
+	// digest identifies the request (method, path, decoded body) for its
+	// idempotency key; set by decode.
+	digest string
 }
+
+func infoOf(ctx context.Context) *requestInfo {
+	if i, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return i
+	}
+	return &requestInfo{}
+}
+
+func userOf(ctx context.Context) User { return infoOf(ctx).user }
 
 // allow wraps a handler with authentication and the role matrix: only the
 // listed roles get through (401 without a valid token, 403 for a role not
@@ -124,7 +139,7 @@ func (s *Server) allow(h http.HandlerFunc, roles ...domain.Role) http.HandlerFun
 			s.writeError(w, r, domain.Errorf(domain.CodeForbidden, "a %s may not do this", u.Role))
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+		h(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, &requestInfo{user: u})))
 	}
 }
 

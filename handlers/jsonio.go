@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +30,20 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) error {
 		}
 		return domain.Errorf(domain.CodeInvalidRequest, "could not read the body: %v", err)
 	}
-	return decodeBytes(body, dst)
+	if err := decodeBytes(body, dst); err != nil {
+		return err
+	}
+	// The decoded form, re-encoded, ignores spacing and key order, so an
+	// honest retry matches and a different request does not.
+	canon, err := json.Marshal(dst)
+	if err != nil {
+		return fmt.Errorf("digest: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
+	h.Write(canon)
+	infoOf(r.Context()).digest = hex.EncodeToString(h.Sum(nil))
+	return nil
 }
 
 func decodeBytes(body []byte, dst any) error {

@@ -32,6 +32,10 @@ func (s *Server) sell(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.FieldErrorf(domain.CodePlanNotFound, "plan", "no plan %q", truncateText(req.Plan, 40)))
 		return
 	}
+	if err := s.ready(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	u := userOf(r.Context())
 	id := newID()
 	// A sale makes a new subject, so its idempotency key cannot be found

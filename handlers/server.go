@@ -153,7 +153,8 @@ func (s *Server) write(r *http.Request, subject string, decide func([]domain.Env
 		return eventstore.Result{}, err
 	}
 	u := userOf(r.Context())
-	meta := eventstore.Meta{Store: u.Store, Actor: domain.Actor{ID: u.ID, Role: u.Role}, Key: key}
+	meta := eventstore.Meta{Store: u.Store, Actor: domain.Actor{ID: u.ID, Role: u.Role}, Key: key,
+		Request: infoOf(r.Context()).digest}
 	res, err := s.ledger.Update(r.Context(), subject, meta, s.clock, decide)
 	if err != nil {
 		return res, err

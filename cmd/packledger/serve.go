@@ -70,6 +70,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	if c.sweepEvery <= 0 {
+		return fmt.Errorf("--sweep-every must be positive, got %v", c.sweepEvery)
+	}
 	log, err := newLogger(stderr, c.logLevel)
 	if err != nil {
 		return err
@@ -84,7 +87,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := domain.CheckID("store", c.store); err != nil {
 		return fmt.Errorf("--store: %w", err)
 	}
-	users, tokens, err := loadUsers(c)
+	users, demo, tokens, err := loadUsers(c)
 	if err != nil {
 		return err
 	}
@@ -181,7 +184,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if c.usersFile == "" {
 				continue
 			}
-			u, _, err := loadUsers(c)
+			u, err := handlers.LoadUsers(c.usersFile)
+			if err == nil && c.demo {
+				// The demo users of this start stay: their tokens were printed.
+				u = append(u, demo...)
+				err = handlers.CheckUsers(u)
+			}
 			if err != nil {
 				log.Error("users file not reloaded; keeping the old users", "err", err)
 				continue
@@ -211,29 +219,25 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// loadUsers reads the users file and adds demo users when asked.
-func loadUsers(c *serveConfig) ([]handlers.User, map[domain.Role]string, error) {
-	var users []handlers.User
+// loadUsers reads the users file and adds demo users when asked; it
+// returns all users, the demo ones, and the demo tokens.
+func loadUsers(c *serveConfig) (users, demo []handlers.User, tokens map[domain.Role]string, err error) {
 	if c.usersFile != "" {
-		u, err := handlers.LoadUsers(c.usersFile)
-		if err != nil {
-			return nil, nil, err
+		if users, err = handlers.LoadUsers(c.usersFile); err != nil {
+			return nil, nil, nil, err
 		}
-		users = u
 	}
-	var tokens map[domain.Role]string
 	if c.demo {
-		var demo []handlers.User
 		demo, tokens = demoUsers(c.store)
 		users = append(users, demo...)
 		if err := handlers.CheckUsers(users); err != nil {
-			return nil, nil, fmt.Errorf("users file and demo users: %w", err)
+			return nil, nil, nil, fmt.Errorf("users file and demo users: %w", err)
 		}
 	}
 	if len(users) == 0 {
-		return nil, nil, errors.New("no users: give --users FILE (see `packledger new-user`) or --demo")
+		return nil, nil, nil, errors.New("no users: give --users FILE (see `packledger new-user`) or --demo")
 	}
-	return users, tokens, nil
+	return users, demo, tokens, nil
 }
 
 // connectNATS starts the embedded server, or connects to --nats.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -71,16 +72,15 @@ func (s *sweeper) sweep(ctx context.Context) (int, error) {
 		}
 		return nil
 	}
+	// One package that fails (refunded meanwhile, unreadable) must not
+	// keep the others from expiring.
+	var errs []error
 	for _, id := range expire {
-		if err := do(id, domain.Expire{}); err != nil {
-			return n, err
-		}
+		errs = append(errs, do(id, domain.Expire{}))
 	}
 	reason := fmt.Sprintf("breakage policy: %d months after expiry", s.breakageAfter)
 	for _, id := range breakage {
-		if err := do(id, domain.RecognizeBreakage{Reason: reason}); err != nil {
-			return n, err
-		}
+		errs = append(errs, do(id, domain.RecognizeBreakage{Reason: reason}))
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
