@@ -33,6 +33,9 @@ Usage:
   packledger serve [flags]      run the HTTP API on its embedded NATS (see serve -h)
   packledger new-user [flags]   make a users-file entry and its token (see new-user -h)
   packledger key [flags]        print the ledger's public key, or rotate it (see key -h)
+  packledger verify [flags]     check every chain, signature and balance (see verify -h)
+  packledger replay [flags]     every package's balances as of an instant (see replay -h)
+  packledger export [flags]     the signed record as jsonl, or a csv for spreadsheets (see export -h)
 
 `
 
@@ -50,6 +53,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return newUser(args[1:], stdout, stderr)
 	case "key":
 		return key(args[1:], stdout, stderr)
+	case "verify":
+		return verify(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return replay(ctx, args[1:], stdout, stderr)
+	case "export":
+		return export(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
