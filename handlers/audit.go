@@ -42,13 +42,6 @@ func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-type balancesBody struct {
-	AsOf     time.Time       `json:"as_of"`
-	Packages []packageView   `json:"packages"`
-	Totals   domain.Balances `json:"totals"`
-	Events   int             `json:"events"`
-}
-
 // balancesAsOf recomputes every package from the events recorded at or
 // before as_of.
 func (s *Server) balancesAsOf(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +63,6 @@ func (s *Server) balancesAsOf(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, unavailableErr("the ledger could not be read", err))
 		return
 	}
-	rep := ver.Finish()
-	ps := ver.Model().Find(projections.Query{})
-	writeJSON(w, http.StatusOK, balancesBody{AsOf: t, Packages: viewPackages(ps), Totals: rep.Totals, Events: rep.Events})
+	b, _ := ver.Balances()
+	writeJSON(w, http.StatusOK, b)
 }

@@ -7,35 +7,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/projections"
 )
 
-// packageView is a package as §5 shows it: the state plus the remaining
-// visits per service.
-type packageView struct {
-	domain.Package
-	Remaining map[string]int `json:"remaining"`
-}
+// packageView is a package as §5 shows it.
+type packageView = projections.PackageView
 
-func viewPackage(p domain.Package) packageView {
-	if p.Payments == nil {
-		p.Payments = []domain.Payment{}
-	}
-	if p.Redemptions == nil {
-		p.Redemptions = []domain.Redemption{}
-	}
-	if p.Units == nil {
-		p.Units = []domain.Unit{}
-	}
-	return packageView{Package: p, Remaining: p.Remaining()}
-}
+func viewPackage(p domain.Package) packageView { return projections.ViewPackage(p) }
 
-func viewPackages(ps []domain.Package) []packageView {
-	out := make([]packageView, len(ps))
-	for i, p := range ps {
-		out[i] = viewPackage(p)
-	}
-	return out
-}
+func viewPackages(ps []domain.Package) []packageView { return projections.ViewPackages(ps) }
 
 // planView is a plan with its lifecycle.
 type planView struct {

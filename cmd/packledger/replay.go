@@ -32,32 +32,11 @@ Flags:
 `
 
 // balancesView is GET /v1/audit/balances's body (handlers.balancesBody).
-type balancesView struct {
-	AsOf     time.Time       `json:"as_of"`
-	Packages []packageView   `json:"packages"`
-	Totals   domain.Balances `json:"totals"`
-	Events   int             `json:"events"`
-}
-
-// packageView is a package as §5 shows it (handlers.packageView): the
-// state plus the remaining visits per service.
-type packageView struct {
-	domain.Package
-	Remaining map[string]int `json:"remaining"`
-}
-
-func viewPackage(p domain.Package) packageView {
-	if p.Payments == nil {
-		p.Payments = []domain.Payment{}
-	}
-	if p.Redemptions == nil {
-		p.Redemptions = []domain.Redemption{}
-	}
-	if p.Units == nil {
-		p.Units = []domain.Unit{}
-	}
-	return packageView{Package: p, Remaining: p.Remaining()}
-}
+// balancesView and packageView are the shapes of GET /v1/audit/balances.
+type (
+	balancesView = audit.Balances
+	packageView  = projections.PackageView
+)
 
 func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sf := newSourceFlags("replay", replayAbout, stderr, true, true)
@@ -88,14 +67,10 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("replay: reading the ledger: %w", err)
 	}
-	rep := v.Finish()
+	body, rep := v.Balances()
 	took := time.Since(start)
 	ps := v.Model().Find(projections.Query{})
 	if sf.json {
-		body := balancesView{AsOf: t, Packages: make([]packageView, len(ps)), Totals: rep.Totals, Events: rep.Events}
-		for i, p := range ps {
-			body.Packages[i] = viewPackage(p)
-		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(body); err != nil {

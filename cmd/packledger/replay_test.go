@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/projections"
 )
 
 // replayJSON is replay --json's document, each package kept as raw JSON
@@ -103,7 +104,7 @@ func TestReplay(t *testing.T) {
 						continue
 					}
 					want++
-					w, err := json.Marshal(viewPackage(p))
+					w, err := json.Marshal(projections.ViewPackage(p))
 					require.NoError(t, err)
 					found := false
 					for _, raw := range got.Packages {

@@ -180,3 +180,23 @@ func (v *Verifier) Compare(live *projections.Model, upTo uint64, r Report) Repor
 	r.Findings, r.OK = v.findings, len(v.findings) == 0
 	return r
 }
+
+// Balances is every package and the totals as of an instant, as
+// GET /v1/audit/balances and packledger replay show them.
+type Balances struct {
+	AsOf     time.Time                 `json:"as_of"`
+	Packages []projections.PackageView `json:"packages"`
+	Totals   domain.Balances           `json:"totals"`
+	Events   int                       `json:"events"`
+}
+
+// Balances finishes the verifier and returns the ledger as of its AsOf
+// instant (or as of now, if none was set), with the report.
+func (v *Verifier) Balances() (Balances, Report) {
+	r := v.Finish()
+	b := Balances{Packages: projections.ViewPackages(v.model.Find(projections.Query{})), Totals: r.Totals, Events: r.Events}
+	if v.asOf != nil {
+		b.AsOf = *v.asOf
+	}
+	return b, r
+}
