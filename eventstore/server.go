@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,7 +32,8 @@ type ServerConfig struct {
 // Server is a running embedded NATS server with JetStream.
 type Server struct {
 	srv      *server.Server
-	password string // of the program's own user; never leaves the process
+	password string   // of the program's own user; never leaves the process
+	lock     *os.File // held while the server owns its store dir
 }
 
 // The embedded server has two users. The program's own connection signs in
@@ -74,8 +78,13 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	lock, err := lockDir(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
 	password, err := randomSecret()
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	readerPassword, err := randomSecret()
@@ -102,6 +111,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
 	if cfg.Debug {
@@ -110,9 +120,29 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
+		lock.Close()
 		return nil, fmt.Errorf("nats server on %s did not become ready", cfg.Listen)
 	}
-	return &Server{srv: srv, password: password}, nil
+	return &Server{srv: srv, password: password, lock: lock}, nil
+}
+
+// lockDir takes an exclusive lock on the store dir: nats-server takes
+// none, and two servers (a serve and a verify --data, or two serves) on one
+// directory would corrupt it. The lock goes with the process, even on
+// SIGKILL.
+func lockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "packledger.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another packledger process (a running serve?): stop it, or read through its NATS with --nats", dir)
+	}
+	return f, nil
 }
 
 func randomSecret() (string, error) {
@@ -142,4 +172,5 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 func (s *Server) Shutdown() {
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
+	s.lock.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/packledger/packledger/eventstore"
 	"github.com/packledger/packledger/eventstore/eventstoretest"
 )
 
@@ -61,4 +62,19 @@ func TestServer_AnonymousIsReadOnly(t *testing.T) {
 	defer cancel()
 	require.Error(t, js.DeleteStream(short, "LEDGER"))
 	expectViolation("deleting the stream")
+}
+
+// TestServer_DirLocked: a second server on a data dir in use is refused,
+// and the dir is free again once the first stops.
+func TestServer_DirLocked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := eventstore.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir}
+	first, err := eventstore.StartServer(cfg)
+	require.NoError(t, err)
+	_, err = eventstore.StartServer(cfg)
+	require.ErrorContains(t, err, "in use by another packledger process")
+	first.Shutdown()
+	again, err := eventstore.StartServer(cfg)
+	require.NoError(t, err)
+	again.Shutdown()
 }
