@@ -178,6 +178,9 @@ func (v *Verifier) Compare(live *projections.Model, upTo uint64, r Report) Repor
 	}
 	sort.SliceStable(v.findings, func(i, j int) bool { return v.findings[i].Seq < v.findings[j].Seq })
 	r.Findings, r.OK = v.findings, len(v.findings) == 0
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
 	return r
 }
 
