@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -302,6 +303,34 @@ func TestE2E_ForeignEventsNeverMoney(t *testing.T) {
 	v = verify("/v1/audit/verify after the second redemption")
 	require.Equal(t, "816.00", str(t, obj(t, v, "totals"), "liability"))
 	requireTwoForeign(t, "/healthz at the end", srv.healthFindings(), id, forgedSeq, replaySeq)
+
+	// The command-line verify, as an auditor would run it: from the NATS
+	// with the public key, comparing with the live server's answers. It
+	// names both foreign events, finds nothing else, and exits non-zero.
+	keyOut, err := exec.Command(binPath, "key", "--key-file", keyFile).Output()
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(keyOut)), "\n")
+	pub := lines[len(lines)-1]
+	require.True(t, strings.HasPrefix(pub, "ed25519:"), "key prints the public key last: %s", keyOut)
+	cli := exec.Command(binPath, "verify", "--nats", natsURL, "--pubkey", pub, "--json",
+		"--server", srv.HTTP, "--token", srv.Tokens["AUDITOR"])
+	out, err := cli.Output()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "verify must fail on foreign events: %s", out)
+	var rep struct {
+		OK       bool
+		Findings []struct {
+			Package string
+			Seq     uint64
+		}
+	}
+	decodeJSON(t, out, &rep)
+	require.False(t, rep.OK)
+	var got [][2]any
+	for _, f := range rep.Findings {
+		got = append(got, [2]any{f.Package, f.Seq})
+	}
+	require.Equal(t, [][2]any{{id, uint64(forgedSeq)}, {id, uint64(replaySeq)}}, got, "packledger verify --nats names exactly the two foreign events")
 }
 
 // requirePackageFigures checks a package's liability, recognized amount

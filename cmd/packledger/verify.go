@@ -532,6 +532,8 @@ var errNotVerified = errors.New("the ledger did not verify")
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sf := newSourceFlags("verify", verifyAbout, stderr, true, true)
+	server := sf.fs.String("server", "", "with --nats: also compare each package with what this live server's API answers (http://127.0.0.1:8080)")
+	token := sf.fs.String("token", "", "with --server: a bearer token (an auditor's); default $PACKLEDGER_TOKEN")
 	if err := sf.parse(args); err != nil {
 		return helpIsNoError(err)
 	}
@@ -549,6 +551,12 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("verify: reading the ledger: %w", err)
 	}
 	rep := v.Finish()
+	if *server != "" {
+		if err := compareLive(ctx, *server, *token, v, res.last); err != nil {
+			return fmt.Errorf("verify: comparing with %s: %w", *server, err)
+		}
+		rep.Findings, rep.OK = v.Findings(), len(v.Findings()) == 0
+	}
 	took := time.Since(start)
 	if sf.json {
 		enc := json.NewEncoder(stdout)

@@ -97,6 +97,13 @@ func (v *Verifier) Add(seq uint64, subject string, env domain.Envelope, err erro
 	}
 }
 
+// Note adds a finding found outside the log, such as a difference from a
+// live server's answers.
+func (v *Verifier) Note(seq uint64, subject, problem string) { v.find(seq, subject, problem) }
+
+// Findings is the findings so far.
+func (v *Verifier) Findings() []Finding { return v.findings }
+
 func (v *Verifier) find(seq uint64, subject, problem string) {
 	f := Finding{Dealer: v.dealer, Seq: seq, Subject: subject, Problem: problem}
 	if _, id, ok := strings.Cut(subject, ".packages."); ok {
