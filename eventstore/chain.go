@@ -2,7 +2,8 @@ package eventstore
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/packledger/packledger/domain"
 )
@@ -46,15 +47,40 @@ func (c *Chains) Check(env domain.Envelope) error {
 		return fmt.Errorf("foreign event: its previous hash %s is not the subject's last valid event %s",
 			short(env.Prev), short(want))
 	}
-	if !strings.HasSuffix(env.Subject, "."+env.Aggregate) || !strings.HasPrefix(env.Subject, "ledger."+env.Dealer+".") {
-		return fmt.Errorf("foreign event: dealer %q and aggregate %q do not match its subject", env.Dealer, env.Aggregate)
+	if want, err := CanonicalSubject(env); err != nil || want != env.Subject {
+		return fmt.Errorf("foreign event: a %s of %q belongs on %s, not here", env.Type, env.Aggregate, want)
 	}
 	c.last[env.Subject] = env.Hash
 	return nil
 }
 
-// Last is the hash of a subject's last valid event.
-func (c *Chains) Last(subject string) string { return c.last[subject] }
+// CanonicalSubject is the one subject an event may be stored on, given its
+// type and content. Chains are kept per subject, but the read models file
+// events by their aggregate: a signed event copied onto any other subject
+// would start a fresh, valid-looking chain there and be counted twice.
+func CanonicalSubject(env domain.Envelope) (string, error) {
+	if err := CheckDealer(env.Dealer); err != nil {
+		return "", err
+	}
+	s := Subjects{Dealer: env.Dealer}
+	switch e := env.Event.(type) {
+	case domain.PlanDefined:
+		return s.Plan(e.Plan.Code), nil
+	case domain.PlanRetired:
+		return s.Plan(e.Code), nil
+	case domain.ReceiptClaimed:
+		return s.Receipt(e.Receipt), nil
+	case domain.PackageSold:
+		if e.PackageID.String() != env.Aggregate {
+			return "", fmt.Errorf("sale of %s in an envelope of %s", e.PackageID, env.Aggregate)
+		}
+	}
+	id, err := uuid.Parse(env.Aggregate)
+	if err != nil || id.String() != env.Aggregate {
+		return "", fmt.Errorf("aggregate %q is not a package id", env.Aggregate)
+	}
+	return s.Package(env.Aggregate), nil
+}
 
 func short(h string) string {
 	if h == "" {

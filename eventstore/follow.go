@@ -69,6 +69,9 @@ func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, sub
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	// On a stream of this dealer alone every sequence is ours: a sequence
+	// skipped is a stored message that could not be read, and is named.
+	exclusive, prev := s.exclusive(ctx), from-1
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -82,6 +85,14 @@ func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, sub
 			return fmt.Errorf("follow: metadata: %w", err)
 		}
 		seq := meta.Sequence.Stream
+		if exclusive {
+			for missing := prev + 1; missing < seq; missing++ {
+				if err := fn(missing, "", domain.Envelope{}, fmt.Errorf("stored message %d is missing or unreadable", missing)); err != nil {
+					return err
+				}
+			}
+		}
+		prev = seq
 		env, derr := Decode(msg.Subject(), seq, msg.Headers(), msg.Data())
 		if err := fn(seq, msg.Subject(), env, derr); err != nil {
 			return err

@@ -61,7 +61,11 @@ var readerPermissions = &server.Permissions{
 		"$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.MSG.NEXT.>",
 		"$JS.ACK.>", "$JS.FC.>",
 	}},
-	Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.>", "$SYS.>", ownerInbox + ".>"}},
+	// No core subscription to the ledger's subjects: that would show a
+	// write in flight, signed, before JetStream accepts or refuses it, and
+	// a refused write must not be capturable for a later replay. Readers
+	// read what is stored, through consumers and direct gets.
+	Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.>", "$SYS.>", ownerInbox + ".>", "ledger.>"}},
 }
 
 // StartServer starts an embedded NATS server and waits until it accepts

@@ -455,12 +455,38 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 
 // Head is the sequence of the last message on this dealer's subjects, 0 if
 // there is none: what a follower must reach to be caught up.
+//
+// It fails closed: if the stream holds messages of this dealer but the last
+// one cannot be read, that is an error, never an empty ledger.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
-	env, err := s.lastRaw(ctx, s.subjects.All())
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
+	seq, err := s.lastRaw(ctx, s.subjects.All())
+	if !errors.Is(err, ErrNotFound) {
+		return seq, err
 	}
-	return env, err
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream: %w", err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.subjects.All()))
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	if n > 0 {
+		return 0, fmt.Errorf("the stream holds %d messages of dealer %s but its last one cannot be read", n, s.subjects.Dealer)
+	}
+	return 0, nil
+}
+
+// exclusive reports whether the stream holds this dealer's subjects only,
+// so that every stream sequence is one of its messages and a gap between
+// two is a message missing or unreadable.
+func (s *Store) exclusive(ctx context.Context) bool {
+	info, err := s.Info(ctx)
+	return err == nil && len(info.Config.Subjects) == 1 && info.Config.Subjects[0] == s.subjects.All()
 }
 
 func (s *Store) lastRaw(ctx context.Context, subject string) (uint64, error) {
