@@ -40,3 +40,29 @@ func TestChains_CopyOnAnotherSubject(t *testing.T) {
 	}
 	require.NoError(t, eventstore.NewChains(st.Keyring()).Check(real), "the original stays valid")
 }
+
+// TestUpdate_ForeignOnClaimSubject: junk on a receipt's subject does not
+// take the receipt: the next real claim lands after it, and then holds.
+func TestUpdate_ForeignOnClaimSubject(t *testing.T) {
+	st, _ := eventstoretest.OpenStore(t, "demo")
+	ctx := context.Background()
+	receipt := st.Subjects().Receipt("R-9")
+	_, err := st.Append(ctx, []eventstore.Outgoing{{Subject: receipt, Body: []byte(`{"junk":true}`), Hash: "x", Type: "ReceiptClaimed"}})
+	require.NoError(t, err)
+	claim := func(code string) error {
+		_, err := st.Update(ctx, "ledger.demo.plans."+code, meta, clock, func([]domain.Envelope) (eventstore.Change, error) {
+			return eventstore.Change{
+				Events: []domain.Event{domain.PlanRetired{Code: code, Reason: "x"}},
+				Claims: []eventstore.Claim{{Subject: receipt, Event: domain.ReceiptClaimed{Receipt: "R-9"}}},
+			}, nil
+		})
+		return err
+	}
+	require.NoError(t, claim("A"), "a foreign message does not block the claim")
+	var taken *eventstore.ClaimTakenError
+	require.ErrorAs(t, claim("B"), &taken, "the real claim holds")
+	sub, err := st.LoadSubject(ctx, receipt)
+	require.NoError(t, err)
+	require.Len(t, sub.Events, 1)
+	require.Len(t, sub.Foreign, 1)
+}

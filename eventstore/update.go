@@ -128,7 +128,21 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		if s.signer == nil {
 			return Result{}, errors.New("eventstore: this store has no signing key and cannot write")
 		}
-		msgs, appended, err := s.build(subject, sub, meta, now(), ch)
+		// A claim's subject must hold none of the ledger's own events; a
+		// foreign message there must not block the claim for ever, so the
+		// claim expects whatever sequence the subject is at.
+		claimSeqs := make([]uint64, len(ch.Claims))
+		for i, c := range ch.Claims {
+			cs, err := s.LoadSubject(ctx, c.Subject)
+			if err != nil {
+				return Result{}, unavailable(err)
+			}
+			if len(cs.Events) > 0 {
+				return Result{}, &ClaimTakenError{Subject: c.Subject, Existing: cs.Events[0]}
+			}
+			claimSeqs[i] = cs.LastSeq
+		}
+		msgs, appended, err := s.build(subject, sub, meta, now(), ch, claimSeqs)
 		if err != nil {
 			return Result{}, err
 		}
@@ -147,17 +161,19 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 			if dup.Seq != 0 {
 				first, gerr := s.Get(ctx, dup.Seq)
 				if gerr == nil && first.Subject != subject {
+					if first.Actor != meta.Actor || first.Key != meta.Key || s.ring.Verify(first.Hash, first.Sig, first.KeyID) != nil {
+						// Someone else's message took the id: not this
+						// user's earlier request.
+						return Result{}, domain.Errorf(domain.CodeIdempotencyConflict,
+							"Idempotency-Key %q collides with a message that is not the ledger's; send the request with a new key", meta.Key)
+					}
 					return Result{}, &KeyUsedError{Key: meta.Key, Existing: first}
 				}
 			} else {
 				dupKey = true
 			}
 		case errors.Is(err, ErrConflict):
-			for _, c := range ch.Claims {
-				if existing, lerr := s.Last(ctx, c.Subject); lerr == nil {
-					return Result{}, &ClaimTakenError{Subject: c.Subject, Existing: existing}
-				}
-			}
+			// Decided again on fresh state, claims included.
 		default:
 			return Result{}, unavailable(err)
 		}
@@ -205,7 +221,7 @@ func findReplay(hist []domain.Envelope, meta Meta) (Result, bool, error) {
 // The first event names the subject's last sequence as expected, whatever
 // wrote it, but chains from its last valid event: a foreign event neither
 // blocks the ledger's writes nor becomes part of its chain.
-func (s *Store) build(subject string, sub Subject, meta Meta, now time.Time, ch Change) ([]Outgoing, []domain.Envelope, error) {
+func (s *Store) build(subject string, sub Subject, meta Meta, now time.Time, ch Change, claimSeqs []uint64) ([]Outgoing, []domain.Envelope, error) {
 	aggregate := aggregateOf(subject)
 	prev := ""
 	if n := len(sub.Events); n > 0 {
@@ -229,13 +245,12 @@ func (s *Store) build(subject string, sub Subject, meta Meta, now time.Time, ch 
 		msgs = append(msgs, o)
 		appended = append(appended, env)
 	}
-	for _, c := range ch.Claims {
+	for i, c := range ch.Claims {
 		_, o, err := s.envelope(c.Subject, aggregateOf(c.Subject), "", meta, now, c.Event)
 		if err != nil {
 			return nil, nil, err
 		}
-		zero := uint64(0)
-		o.Expect = &zero
+		o.Expect = &claimSeqs[i]
 		msgs = append(msgs, o)
 	}
 	return msgs, appended, nil

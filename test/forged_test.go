@@ -136,6 +136,9 @@ func TestE2E_ForeignEventsNeverMoney(t *testing.T) {
 	natsURL := ns.ClientURL()
 	dataDir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "ledger.key")
+	// A server on --nats needs its key made first, to share with the others.
+	initOut, err := exec.Command(binPath, "key", "--init", "--key-file", keyFile).CombinedOutput()
+	require.NoError(t, err, "%s", initOut)
 	flags := []string{"--nats", natsURL, "--key-file", keyFile}
 
 	srv := startServer(t, dataDir, flags...)

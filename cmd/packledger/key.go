@@ -56,11 +56,12 @@ func key(args []string, stdout, stderr io.Writer) error {
 	var keyFile, keyringFile string
 	keyFlags(fs, &keyFile, &keyringFile)
 	rotate := fs.Bool("rotate", false, "stop using the current key: keep its public key in the keyring and make a new one (stop the server first)")
+	initKey := fs.Bool("init", false, "make the key if it does not exist yet (for --nats servers, which need an existing --key-file)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	keyFile, keyringFile = keyPaths(*data, keyFile, keyringFile)
-	signer, _, err := loadKeys(*data, keyFile, keyringFile, false)
+	signer, _, err := loadKeys(*data, keyFile, keyringFile, *initKey)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// take the others' events for forgeries.
 		return errors.New("--nats needs --key-file: every server on one ledger signs with the same key")
 	}
-	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, true)
+	// With --nats the key must exist: a typo would make a new key, and the
+	// servers would take each other's events for forgeries.
+	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, c.natsURL == "")
 	if err != nil {
 		return err
 	}
