@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -123,55 +125,94 @@ func Fingerprint(pub ed25519.PublicKey) string {
 }
 
 // Keyring is the set of public keys whose signatures the ledger accepts:
-// the current key, and the keys it replaced, so that events signed before
-// a rotation stay valid.
+// the current key, and the keys it replaced. A replaced key is trusted only
+// up to the last stream sequence it signed before its rotation, so that a
+// leaked old key, the usual reason to rotate, cannot sign anything new.
 type Keyring struct {
-	keys map[string]ed25519.PublicKey
+	keys map[string]trustedKey
 }
 
-// NewKeyring trusts the given keys.
+type trustedKey struct {
+	pub   ed25519.PublicKey
+	until uint64 // last sequence it may sign; 0: no bound
+}
+
+// NewKeyring trusts the given keys without bound.
 func NewKeyring(pubs ...ed25519.PublicKey) *Keyring {
-	k := &Keyring{keys: map[string]ed25519.PublicKey{}}
+	k := &Keyring{keys: map[string]trustedKey{}}
 	for _, p := range pubs {
-		k.keys[Fingerprint(p)] = p
+		k.Add(p)
 	}
 	return k
 }
 
-// Add trusts one more key.
-func (k *Keyring) Add(pub ed25519.PublicKey) { k.keys[Fingerprint(pub)] = pub }
+// Add trusts one more key without bound.
+func (k *Keyring) Add(pub ed25519.PublicKey) { k.keys[Fingerprint(pub)] = trustedKey{pub: pub} }
 
-// Keys lists the trusted keys as PublicKeyString writes them.
-func (k *Keyring) Keys() []string {
-	var out []string
-	for _, p := range k.keys {
-		out = append(out, PublicKeyString(p))
+// AddTrusted trusts a key written as TrustedKeyString writes it:
+// "ed25519:<base64>", or "ed25519:<base64>@N" for a key retired after
+// stream sequence N.
+func (k *Keyring) AddTrusted(s string) error {
+	keyPart, bound, hasBound := strings.Cut(strings.TrimSpace(s), "@")
+	pub, err := ParsePublicKey(keyPart)
+	if err != nil {
+		return err
 	}
+	t := trustedKey{pub: pub}
+	if hasBound {
+		if t.until, err = strconv.ParseUint(bound, 10, 64); err != nil || t.until == 0 {
+			return fmt.Errorf("public key %q: the bound after @ must be a stream sequence", s)
+		}
+	}
+	k.keys[Fingerprint(pub)] = t
+	return nil
+}
+
+// TrustedKeyString writes a key and its bound (0: none).
+func TrustedKeyString(pub ed25519.PublicKey, until uint64) string {
+	if until == 0 {
+		return PublicKeyString(pub)
+	}
+	return PublicKeyString(pub) + "@" + strconv.FormatUint(until, 10)
+}
+
+// Keys lists the trusted keys as TrustedKeyString writes them, sorted.
+func (k *Keyring) Keys() []string {
+	out := make([]string, 0, len(k.keys))
+	for _, t := range k.keys {
+		out = append(out, TrustedKeyString(t.pub, t.until))
+	}
+	sort.Strings(out)
 	return out
 }
 
-// Verify checks a signature over an event hash (hex).
-func (k *Keyring) Verify(hash, sig, keyID string) error {
-	pub, ok := k.keys[keyID]
+// Verify checks a signature over an event hash (hex) stored at stream
+// sequence seq.
+func (k *Keyring) Verify(hash, sig, keyID string, seq uint64) error {
+	t, ok := k.keys[keyID]
 	if !ok {
 		if keyID == "" {
 			return errors.New("not signed")
 		}
 		return fmt.Errorf("signed by unknown key %s", keyID)
 	}
+	if t.until > 0 && seq > t.until {
+		return fmt.Errorf("signed by key %s, retired after seq %d", keyID, t.until)
+	}
 	h, err := hex.DecodeString(hash)
 	if err != nil {
 		return errors.New("bad hash")
 	}
 	s, err := base64.StdEncoding.DecodeString(sig)
-	if err != nil || !ed25519.Verify(pub, h, s) {
+	if err != nil || !ed25519.Verify(t.pub, h, s) {
 		return fmt.Errorf("bad signature for key %s", keyID)
 	}
 	return nil
 }
 
-// LoadKeyring reads a file of trusted public keys, one a line; blank lines
-// and lines starting with # are skipped. A missing file is an empty ring.
+// LoadKeyring reads a file of trusted public keys, one a line as
+// TrustedKeyString writes them; blank lines and lines starting with # are
+// skipped. A missing file is an empty ring.
 func LoadKeyring(path string, ring *Keyring) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -185,11 +226,9 @@ func LoadKeyring(path string, ring *Keyring) error {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		pub, err := ParsePublicKey(line)
-		if err != nil {
+		if err := ring.AddTrusted(line); err != nil {
 			return fmt.Errorf("keyring %s line %d: %w", path, i+1, err)
 		}
-		ring.Add(pub)
 	}
 	return nil
 }

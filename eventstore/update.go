@@ -161,7 +161,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 			if dup.Seq != 0 {
 				first, gerr := s.Get(ctx, dup.Seq)
 				if gerr == nil && first.Subject != subject {
-					if first.Actor != meta.Actor || first.Key != meta.Key || s.ring.Verify(first.Hash, first.Sig, first.KeyID) != nil {
+					if first.Actor != meta.Actor || first.Key != meta.Key || s.ring.Verify(first.Hash, first.Sig, first.KeyID, first.Seq) != nil {
 						// Someone else's message took the id: not this
 						// user's earlier request.
 						return Result{}, domain.Errorf(domain.CodeIdempotencyConflict,

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"os"
 	"path/filepath"
@@ -57,6 +61,9 @@ func key(args []string, stdout, stderr io.Writer) error {
 	keyFlags(fs, &keyFile, &keyringFile)
 	rotate := fs.Bool("rotate", false, "stop using the current key: keep its public key in the keyring and make a new one (stop the server first)")
 	initKey := fs.Bool("init", false, "make the key if it does not exist yet (for --nats servers, which need an existing --key-file)")
+	natsURL := fs.String("nats", "", "with --rotate: the cluster whose ledger the key signs (default: the embedded store in --data)")
+	dealer := fs.String("dealer", "demo", "with --rotate: the dealer id")
+	stream := fs.String("stream", "LEDGER", "with --rotate: the stream name")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -66,12 +73,23 @@ func key(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *rotate {
-		old := eventstore.PublicKeyString(signer.Public())
+		// The old key stays trusted only for what it has signed so far:
+		// the ledger's last sequence now, with every server stopped.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		head, err := ledgerHead(ctx, *data, *natsURL, *dealer, *stream)
+		if err != nil {
+			return fmt.Errorf("rotate: reading the ledger's last sequence: %w", err)
+		}
+		old := eventstore.TrustedKeyString(signer.Public(), head)
 		f, err := os.OpenFile(keyringFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return fmt.Errorf("keyring: %w", err)
 		}
-		_, werr := fmt.Fprintf(f, "# retired %s\n%s\n", eventstore.Fingerprint(signer.Public()), old)
+		var werr error
+		if head > 0 { // a key that signed nothing need not be trusted at all
+			_, werr = fmt.Fprintf(f, "# %s retired after seq %d\n%s\n", eventstore.Fingerprint(signer.Public()), head, old)
+		}
 		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
 			return fmt.Errorf("keyring: %w", err)
 		}
@@ -86,4 +104,40 @@ func key(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "fingerprint %s\n", eventstore.Fingerprint(signer.Public()))
 	fmt.Fprintln(stdout, eventstore.PublicKeyString(signer.Public()))
 	return nil
+}
+
+// ledgerHead is the last sequence of the dealer's ledger, read from the
+// embedded store in data (which must not be served meanwhile: it is locked)
+// or from a NATS cluster.
+func ledgerHead(ctx context.Context, data, natsURL, dealer, stream string) (uint64, error) {
+	var nc *nats.Conn
+	if natsURL != "" {
+		c, err := nats.Connect(natsURL, nats.Name("packledger key"))
+		if err != nil {
+			return 0, err
+		}
+		nc = c
+	} else {
+		dir, err := filepath.Abs(data)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := os.Stat(filepath.Join(dir, "jetstream")); err != nil {
+			return 0, nil // no ledger was ever stored here
+		}
+		srv, err := eventstore.StartServer(eventstore.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir})
+		if err != nil {
+			return 0, err
+		}
+		defer srv.Shutdown()
+		if nc, err = srv.Connect("packledger key"); err != nil {
+			return 0, err
+		}
+	}
+	defer nc.Close()
+	st, err := eventstore.OpenReadOnly(ctx, nc, eventstore.Config{Dealer: dealer, Stream: stream})
+	if err != nil {
+		return 0, err
+	}
+	return st.Head(ctx)
 }

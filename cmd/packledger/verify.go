@@ -60,7 +60,7 @@ func (k *keyList) Set(v string) error {
 		if s == "" {
 			continue
 		}
-		if _, err := eventstore.ParsePublicKey(s); err != nil {
+		if err := eventstore.NewKeyring().AddTrusted(s); err != nil {
 			return err
 		}
 		*k = append(*k, s)
@@ -94,7 +94,7 @@ func newSourceFlags(name, about string, stderr io.Writer, withFile, withJSON boo
 	if withFile {
 		fs.StringVar(&sf.file, "file", "", `a jsonl export ("-": stdin)`)
 	}
-	fs.Var(&sf.pubkeys, "pubkey", `a public key to trust, "ed25519:<base64>" as "packledger key" prints it; repeat or separate with commas for the keys of earlier rotations`)
+	fs.Var(&sf.pubkeys, "pubkey", `a public key to trust, "ed25519:<base64>" as "packledger key" prints it; repeat or separate with commas for the keys of earlier rotations, each "ed25519:<base64>@N" with the last sequence it signed, as the keyring lists it`)
 	fs.StringVar(&sf.keyFile, "key-file", "", "with --data: the ledger's key file (default DATA/ledger.key)")
 	fs.StringVar(&sf.keyringFile, "keyring", "", "with --data: the keyring of earlier public keys (default: ledger.keyring beside the key)")
 	dealerHelp := "dealer id: the <dealer> of ledger.<dealer>.> subjects"
@@ -185,8 +185,7 @@ func (sf *sourceFlags) open(ctx context.Context, stderr io.Writer, natsNeedsKeys
 	src := &source{dealer: sf.dealer, stream: sf.stream}
 	ring := eventstore.NewKeyring()
 	for _, k := range sf.pubkeys {
-		pub, _ := eventstore.ParsePublicKey(k) // checked by Set
-		ring.Add(pub)
+		_ = ring.AddTrusted(k) // checked by Set
 	}
 	switch {
 	case sf.file != "":
@@ -207,12 +206,10 @@ func (sf *sourceFlags) open(ctx context.Context, stderr io.Writer, natsNeedsKeys
 				return nil, errors.New("the export names no public key: give the ledger's with --pubkey")
 			}
 			for _, k := range x.header.PublicKeys {
-				pub, err := eventstore.ParsePublicKey(k)
-				if err != nil {
+				if err := ring.AddTrusted(k); err != nil {
 					src.Close()
 					return nil, fmt.Errorf("export header: %w", err)
 				}
-				ring.Add(pub)
 			}
 			fmt.Fprintln(stderr, "warning: no --pubkey: trusting the keys the export names itself. This proves only that the export is consistent, not that it is authentic: give the ledger's public key, as printed by `packledger key` or on the daily close, with --pubkey.")
 		}
@@ -273,8 +270,12 @@ func (sf *sourceFlags) open(ctx context.Context, stderr io.Writer, natsNeedsKeys
 		what = "naming key"
 	}
 	for _, k := range src.keys {
-		pub, _ := eventstore.ParsePublicKey(k)
-		fmt.Fprintf(stderr, "%s: %s %s\n", sf.fs.Name(), what, eventstore.Fingerprint(pub))
+		keyPart, bound, _ := strings.Cut(k, "@")
+		pub, _ := eventstore.ParsePublicKey(keyPart)
+		if bound != "" {
+			bound = " (retired after seq " + bound + ")"
+		}
+		fmt.Fprintf(stderr, "%s: %s %s%s\n", sf.fs.Name(), what, eventstore.Fingerprint(pub), bound)
 	}
 	return src, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,6 +425,9 @@ func TestVerify(t *testing.T) {
 		require.NoError(t, err, stderr)
 		newKey := lastLine(stdout)
 		require.NotEqual(t, fx.pub, newKey)
+		ring, err := os.ReadFile(filepath.Join(fx.dir, "ledger.keyring"))
+		require.NoError(t, err)
+		require.Regexp(t, regexp.QuoteMeta(fx.pub)+`@[1-9][0-9]*\n`, string(ring), "the old key is kept with the last sequence it signed")
 		stdout, stderr, err = runArgs("verify", "--data", fx.dir)
 		require.NoError(t, err, stdout+stderr)
 		require.Equal(t, 2, strings.Count(stderr, "trusting key"))
