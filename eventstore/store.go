@@ -134,9 +134,6 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 // Subjects names this dealer's subjects.
 func (s *Store) Subjects() Subjects { return s.subjects }
 
-// StreamName is the stream's name.
-func (s *Store) StreamName() string { return s.stream }
-
 // LastSeq is the stream's last sequence, across all dealers.
 func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 	st, err := s.js.Stream(ctx, s.stream)

@@ -198,13 +198,17 @@ type Balances struct {
 	Packages []projections.PackageView `json:"packages"`
 	Totals   domain.Balances           `json:"totals"`
 	Events   int                       `json:"events"`
+	// Findings warn that the log holds foreign or unreadable events (never
+	// applied) or broke a check: the balances are the ledger's own events'.
+	Findings []Finding `json:"findings"`
 }
 
 // Balances finishes the verifier and returns the ledger as of its AsOf
 // instant (or as of now, if none was set), with the report.
 func (v *Verifier) Balances() (Balances, Report) {
 	r := v.Finish()
-	b := Balances{Packages: projections.ViewPackages(v.model.Find(projections.Query{})), Totals: r.Totals, Events: r.Events}
+	b := Balances{Packages: projections.ViewPackages(v.model.Find(projections.Query{})), Totals: r.Totals, Events: r.Events,
+		Findings: r.Findings}
 	if v.asOf != nil {
 		b.AsOf = *v.asOf
 	}
