@@ -88,6 +88,20 @@ func (s *Server) packageSubject(r *http.Request) (uuid.UUID, string, error) {
 	return id, s.ledger.Subjects().Package(id.String()), nil
 }
 
+// packageRequest parses the path's package and decodes the body into req.
+// On failure it has answered the request and returns ok false.
+func (s *Server) packageRequest(w http.ResponseWriter, r *http.Request, req any) (uuid.UUID, string, bool) {
+	id, subject, err := s.packageSubject(r)
+	if err == nil {
+		err = decode(w, r, req)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return id, subject, false
+	}
+	return id, subject, true
+}
+
 // decidePackage returns a decide function that runs one domain command on
 // the package's history.
 func (s *Server) decidePackage(cmd domain.Command) func([]domain.Envelope) (eventstore.Change, error) {
@@ -178,14 +192,9 @@ type paymentResponse struct {
 }
 
 func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request) {
-	id, subject, err := s.packageSubject(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req paymentRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	id, subject, ok := s.packageRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	paymentID := newID()
@@ -246,18 +255,13 @@ func (s *Server) receiptTaken(r *http.Request, id uuid.UUID, req paymentRequest,
 }
 
 func (s *Server) voidPayment(w http.ResponseWriter, r *http.Request) {
-	_, subject, err := s.packageSubject(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	var req reasonRequest
+	_, subject, ok := s.packageRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	pid, err := parseID(r.PathValue("pid"), domain.CodePaymentNotFound, "payment")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var req reasonRequest
-	if err := decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -289,14 +293,9 @@ type redemptionResponse struct {
 }
 
 func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
-	_, subject, err := s.packageSubject(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req redeemRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	_, subject, ok := s.packageRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	res, err := s.write(r, subject, s.decidePackage(domain.Redeem{
@@ -323,9 +322,9 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reverse(w http.ResponseWriter, r *http.Request) {
-	_, subject, err := s.packageSubject(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	var req reasonRequest
+	_, subject, ok := s.packageRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	rid, err := parseID(r.PathValue("rid"), domain.CodeRedemptionNotFound, "redemption")
@@ -333,23 +332,13 @@ func (s *Server) reverse(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req reasonRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	s.writePackage(w, r, subject, domain.ReverseRedemption{RedemptionID: rid, Reason: req.Reason}, "RedemptionReversed")
 }
 
 func (s *Server) breakage(w http.ResponseWriter, r *http.Request) {
-	_, subject, err := s.packageSubject(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req reasonRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	_, subject, ok := s.packageRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	s.writePackage(w, r, subject, domain.RecognizeBreakage{Reason: req.Reason}, "BreakageRecognized")
@@ -366,14 +355,9 @@ type refundResponse struct {
 }
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
-	_, subject, err := s.packageSubject(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req refundRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	_, subject, ok := s.packageRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	res, err := s.write(r, subject, s.decidePackage(domain.RefundPackage{Method: req.Method, Reason: req.Reason}))
