@@ -20,7 +20,16 @@ type Chains struct {
 	ring    *Keyring
 	last    map[string]string // subject → hash of its last valid event
 	anchors bool
+	// claimed holds the payments whose receipt claim is valid, as met in
+	// stream order; lookup answers for claims not met (a single subject
+	// read on its own).
+	claimed map[uuid.UUID]bool
+	lookup  func(receipt string, payment uuid.UUID) (bool, error)
 }
+
+// LookupClaims lets a chain read on its own subject find a payment's
+// receipt claim elsewhere.
+func (c *Chains) LookupClaims(f func(receipt string, payment uuid.UUID) (bool, error)) { c.lookup = f }
 
 // TrustAnchors makes the first event seen on each subject start its chain
 // whatever previous hash it names: for an export of a time range, whose
@@ -29,7 +38,7 @@ func (c *Chains) TrustAnchors() { c.anchors = true }
 
 // NewChains checks chains against the trusted keys of ring.
 func NewChains(ring *Keyring) *Chains {
-	return &Chains{ring: ring, last: map[string]string{}}
+	return &Chains{ring: ring, last: map[string]string{}, claimed: map[uuid.UUID]bool{}}
 }
 
 // Check decides whether env, the next event read on its subject in stream
@@ -49,6 +58,25 @@ func (c *Chains) Check(env domain.Envelope) error {
 	}
 	if want, err := CanonicalSubject(env); err != nil || want != env.Subject {
 		return fmt.Errorf("foreign event: a %s of %q belongs on %s, not here", env.Type, env.Aggregate, want)
+	}
+	switch e := env.Event.(type) {
+	case domain.ReceiptClaimed:
+		c.claimed[e.PaymentID] = true
+	case domain.PaymentRecorded:
+		// A payment is the ledger's only with its receipt's claim, written
+		// in the same atomic batch. A batch JetStream refused (the receipt
+		// was taken) could otherwise be captured in flight and its payment
+		// republished alone.
+		ok := c.claimed[e.PaymentID]
+		if !ok && c.lookup != nil {
+			var err error
+			if ok, err = c.lookup(e.Receipt, e.PaymentID); err != nil {
+				return fmt.Errorf("payment %s: reading its receipt claim: %w", e.PaymentID, err)
+			}
+		}
+		if !ok {
+			return fmt.Errorf("foreign event: payment %s has no valid claim of receipt %s", e.PaymentID, e.Receipt)
+		}
 	}
 	c.last[env.Subject] = env.Hash
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -186,6 +187,18 @@ func (s *Store) Load(ctx context.Context, subject string) ([]domain.Envelope, er
 func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error) {
 	var out Subject
 	chains := NewChains(s.ring)
+	chains.LookupClaims(func(receipt string, payment uuid.UUID) (bool, error) {
+		rs, err := s.LoadSubject(ctx, s.subjects.Receipt(receipt))
+		if err != nil {
+			return false, err
+		}
+		for _, e := range rs.Events {
+			if c, ok := e.Event.(domain.ReceiptClaimed); ok && c.PaymentID == payment {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 	start := uint64(1)
 	for {
 		recs, pending, last, err := s.loadFrom(ctx, subject, start)

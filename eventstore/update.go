@@ -151,7 +151,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		switch {
 		case err == nil:
 			for i := range appended {
-				appended[i].Seq = seqs[i]
+				appended[i].Seq = seqs[len(ch.Claims)+i]
 			}
 			return Result{History: append(hist, appended...), Appended: appended, LastSeq: seqs[len(seqs)-1]}, nil
 		case errors.As(err, &dup):
@@ -230,6 +230,16 @@ func (s *Store) build(subject string, sub Subject, meta Meta, now time.Time, ch 
 	expect := sub.LastSeq
 	var msgs []Outgoing
 	var appended []domain.Envelope
+	// Claims first: a reader meets a receipt's claim before the payment
+	// that needs it (Chains holds a payment foreign without its claim).
+	for i, c := range ch.Claims {
+		_, o, err := s.envelope(c.Subject, aggregateOf(c.Subject), "", meta, now, c.Event)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Expect = &claimSeqs[i]
+		msgs = append(msgs, o)
+	}
 	for i, ev := range ch.Events {
 		env, o, err := s.envelope(subject, aggregate, prev, meta, now, ev)
 		if err != nil {
@@ -244,14 +254,6 @@ func (s *Store) build(subject string, sub Subject, meta Meta, now time.Time, ch 
 		prev = env.Hash
 		msgs = append(msgs, o)
 		appended = append(appended, env)
-	}
-	for i, c := range ch.Claims {
-		_, o, err := s.envelope(c.Subject, aggregateOf(c.Subject), "", meta, now, c.Event)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.Expect = &claimSeqs[i]
-		msgs = append(msgs, o)
 	}
 	return msgs, appended, nil
 }
@@ -343,4 +345,17 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// PackageChange is the change that carries a package's decided events: a
+// payment goes with the claim of its receipt number, in one atomic batch.
+func (s Subjects) PackageChange(id uuid.UUID, evs []domain.Event) Change {
+	ch := Change{Events: evs}
+	if len(evs) > 0 {
+		if rec, ok := evs[0].(domain.PaymentRecorded); ok {
+			ch.Claims = []Claim{{Subject: s.Receipt(rec.Receipt),
+				Event: domain.ReceiptClaimed{Receipt: rec.Receipt, PackageID: id, PaymentID: rec.PaymentID, Amount: rec.Amount}}}
+		}
+	}
+	return ch
 }

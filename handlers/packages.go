@@ -202,14 +202,10 @@ func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request) {
 		evs, err := domain.Decide(domain.Fold(hist), domain.RecordPayment{
 			PaymentID: paymentID, Amount: req.Amount, Method: req.Method, Receipt: req.Receipt,
 		}, s.now())
-		if err != nil || len(evs) == 0 {
+		if err != nil {
 			return eventstore.Change{}, err
 		}
-		rec := evs[0].(domain.PaymentRecorded)
-		return eventstore.Change{Events: evs, Claims: []eventstore.Claim{{
-			Subject: s.ledger.Subjects().Receipt(rec.Receipt),
-			Event:   domain.ReceiptClaimed{Receipt: rec.Receipt, PackageID: id, PaymentID: paymentID, Amount: rec.Amount},
-		}}}, nil
+		return s.ledger.Subjects().PackageChange(id, evs), nil
 	})
 	var taken *eventstore.ClaimTakenError
 	if errors.As(err, &taken) {

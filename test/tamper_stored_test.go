@@ -40,7 +40,9 @@ func TestE2E_StoredByteChanged(t *testing.T) {
 	for _, f := range blks {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
-		if i := bytes.Index(b, []byte(`"amount":"123.45"`)); i >= 0 {
+		// The payment's own body (its receipt claim, stored just before it,
+		// holds the amount too).
+		if i := bytes.Index(b, []byte(`"amount":"123.45","method"`)); i >= 0 {
 			b[i+len(`"amount":"`)] = '9' // 123.45 becomes 923.45
 			require.NoError(t, os.WriteFile(f, b, 0o600))
 			changed = true

@@ -63,7 +63,7 @@ func TestSweeper_ExpiryAndBreakage(t *testing.T) {
 	} {
 		res, err := store.Update(ctx, subject, meta, clock.Now, func(h []domain.Envelope) (eventstore.Change, error) {
 			evs, err := domain.Decide(domain.Fold(h), cmd, clock.Now())
-			return eventstore.Change{Events: evs}, err
+			return store.Subjects().PackageChange(id, evs), err
 		})
 		require.NoError(t, err)
 		require.NoError(t, runner.WaitFor(ctx, res.LastSeq))

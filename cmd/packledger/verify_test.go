@@ -104,25 +104,19 @@ func buildLedger(t *testing.T) *ledgerFixture {
 		meta := eventstore.Meta{Store: "main", Actor: domain.Actor{ID: "u-" + label, Role: domain.RoleManager}}
 		res, err := store.Update(ctx, subject, meta, clock, func(h []domain.Envelope) (eventstore.Change, error) {
 			evs, err := domain.Decide(domain.Fold(h), cmd, clock())
-			if err != nil || len(evs) == 0 {
-				return eventstore.Change{Events: evs}, err
-			}
-			ch := eventstore.Change{Events: evs}
-			if rec, ok := evs[0].(domain.PaymentRecorded); ok {
-				ch.Claims = []eventstore.Claim{{Subject: store.Subjects().Receipt(rec.Receipt),
-					Event: domain.ReceiptClaimed{Receipt: rec.Receipt, PackageID: id, PaymentID: rec.PaymentID, Amount: rec.Amount}}}
-			}
-			return ch, nil
+			return store.Subjects().PackageChange(id, evs), err
 		})
 		require.NoError(t, err, "%s %T", label, cmd)
 		require.NotEmpty(t, res.Appended, "%s %T", label, cmd)
+		if _, ok := cmd.(domain.RecordPayment); ok {
+			// The receipt's claim is stored just before the payment.
+			claim, err := store.Get(ctx, res.Appended[0].Seq-1)
+			require.NoError(t, err)
+			require.Equal(t, "ReceiptClaimed", claim.Type)
+			fx.events = append(fx.events, fxEvent{seq: claim.Seq, subject: claim.Subject, typ: claim.Type, at: claim.RecordedAt, hash: claim.Hash})
+		}
 		for _, e := range res.Appended {
 			fx.events = append(fx.events, fxEvent{seq: e.Seq, subject: subject, pkg: label, typ: e.Type, at: e.RecordedAt, hash: e.Hash})
-		}
-		if last := res.Appended[len(res.Appended)-1].Seq; res.LastSeq > last {
-			claim, err := store.Get(ctx, res.LastSeq)
-			require.NoError(t, err)
-			fx.events = append(fx.events, fxEvent{seq: claim.Seq, subject: claim.Subject, typ: claim.Type, at: claim.RecordedAt, hash: claim.Hash})
 		}
 		fx.after[label] = append(fx.after[label], fxState{at: now, pkg: domain.Fold(res.History)})
 	}
@@ -575,7 +569,7 @@ func genSpeedLedger(t *testing.T, dir string, n int, limit time.Duration) int {
 				for _, cmd := range cmds {
 					res, err := store.Update(ctx, subject, meta, clock, func(h []domain.Envelope) (eventstore.Change, error) {
 						evs, err := domain.Decide(domain.Fold(h), cmd, clock())
-						return eventstore.Change{Events: evs}, err
+						return store.Subjects().PackageChange(id, evs), err
 					})
 					if err != nil {
 						t.Error(err)
