@@ -221,6 +221,10 @@ func LoadKeyring(path string, ring *Keyring) error {
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
+	// Whoever can write the keyring can make the ledger trust a key.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("keyring %s is writable by others (mode %v): chmod go-w it", path, fi.Mode().Perm())
+	}
 	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
