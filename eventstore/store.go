@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +45,10 @@ type Store struct {
 	locks    keyedMutex
 	signer   *Signer
 	ring     *Keyring
+	// claims caches payments whose receipt claim was found valid: a valid
+	// claim is the first valid event of its subject and stays so for ever,
+	// so the answer never needs reading again.
+	claims sync.Map // uuid.UUID → struct{}
 }
 
 // Errors the store returns as values.
@@ -188,12 +193,16 @@ func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error
 	var out Subject
 	chains := NewChains(s.ring)
 	chains.LookupClaims(func(receipt string, payment uuid.UUID) (bool, error) {
+		if _, ok := s.claims.Load(payment); ok {
+			return true, nil
+		}
 		rs, err := s.LoadSubject(ctx, s.subjects.Receipt(receipt))
 		if err != nil {
 			return false, err
 		}
 		for _, e := range rs.Events {
 			if c, ok := e.Event.(domain.ReceiptClaimed); ok && c.PaymentID == payment {
+				s.claims.Store(payment, struct{}{})
 				return true, nil
 			}
 		}
