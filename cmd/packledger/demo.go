@@ -37,21 +37,24 @@ func demoPlans() ([]domain.Plan, error) {
 
 // seedDemoPlans defines the demo plans, on an empty ledger only: a ledger
 // with history is a dealer's, and demo data must never mix into it.
-func seedDemoPlans(ctx context.Context, store *eventstore.Store, storeID string, clock eventstore.Clock) error {
+// It returns the last sequence it wrote (0 if none), for the caller to wait
+// on before it serves.
+func seedDemoPlans(ctx context.Context, store *eventstore.Store, storeID string, clock eventstore.Clock) (uint64, error) {
 	head, err := store.Head(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if head != 0 {
-		return nil
+		return 0, nil
 	}
 	plans, err := demoPlans()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var last uint64
 	for _, p := range plans {
 		meta := eventstore.Meta{Store: storeID, Actor: domain.Actor{ID: "demo-manager", Role: domain.RoleManager}, Key: "demo-plan-" + p.Code}
-		_, err := store.Update(ctx, store.Subjects().Plan(p.Code), meta, clock, func(hist []domain.Envelope) (eventstore.Change, error) {
+		res, err := store.Update(ctx, store.Subjects().Plan(p.Code), meta, clock, func(hist []domain.Envelope) (eventstore.Change, error) {
 			var st domain.PlanState
 			for _, e := range hist {
 				st = domain.ApplyPlan(st, e)
@@ -63,8 +66,9 @@ func seedDemoPlans(ctx context.Context, store *eventstore.Store, storeID string,
 			return eventstore.Change{Events: evs}, err
 		})
 		if err != nil {
-			return fmt.Errorf("plan %s: %w", p.Code, err)
+			return 0, fmt.Errorf("plan %s: %w", p.Code, err)
 		}
+		last = max(last, res.LastSeq)
 	}
-	return nil
+	return last, nil
 }

@@ -135,7 +135,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}, store, runner, users)
 
 	if c.demo {
-		if err := seedDemoPlans(ctx, store, c.store, time.Now); err != nil {
+		seq, err := seedDemoPlans(ctx, store, c.store, time.Now)
+		if err != nil {
+			return fmt.Errorf("demo plans: %w", err)
+		}
+		// Serve only once the plans show: a first GET /v1/plans must list
+		// all three.
+		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = runner.WaitFor(waitCtx, seq)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("demo plans: %w", err)
 		}
 	}

@@ -45,7 +45,8 @@ func TestSweeper_ExpiryAndBreakage(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	clock := &fakeClock{now: time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)}
-	require.NoError(t, seedDemoPlans(ctx, store, "main", clock.Now))
+	_, err := seedDemoPlans(ctx, store, "main", clock.Now)
+	require.NoError(t, err)
 	plans, err := demoPlans()
 	require.NoError(t, err)
 	oil4 := plans[0] // 4 visits, 24 months

@@ -84,7 +84,8 @@ func buildLedger(t *testing.T) *ledgerFixture {
 
 	now := fxBase
 	clock := func() time.Time { return now }
-	require.NoError(t, seedDemoPlans(ctx, store, "main", clock))
+	_, err = seedDemoPlans(ctx, store, "main", clock)
+	require.NoError(t, err)
 	for seq := uint64(1); seq <= 3; seq++ {
 		env, err := store.Get(ctx, seq)
 		require.NoError(t, err)
@@ -527,7 +528,8 @@ func genSpeedLedger(t *testing.T, dir string, n int, limit time.Duration) int {
 	var tick atomic.Int64
 	start := time.Now().Add(-time.Duration(3*n) * 7 * time.Minute) // two or three decisions an event
 	clock := func() time.Time { return start.Add(time.Duration(tick.Add(1)) * 7 * time.Minute) }
-	require.NoError(t, seedDemoPlans(ctx, store, "main", clock))
+	_, err = seedDemoPlans(ctx, store, "main", clock)
+	require.NoError(t, err)
 	plans, err := demoPlans()
 	require.NoError(t, err)
 	var written, next atomic.Int64
