@@ -176,7 +176,7 @@ func TestAudit_BalancesAsOf(t *testing.T) {
 
 	gap := time.Duration(1+rng.IntN(180)) * time.Minute
 	snapshot(gap) // before any sale: no packages
-	idle := 0 // iterations in a row that sent nothing
+	idle := 0     // iterations in a row that sent nothing
 	for i := 0; sent < commands; i++ {
 		require.Less(t, i, 20*commands, "the history stopped sending commands")
 		sentBefore := sent
