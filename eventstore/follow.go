@@ -10,16 +10,6 @@ import (
 	"github.com/packledger/packledger/domain"
 )
 
-// Follow delivers every message of this dealer's subjects from sequence
-// from on, in order, to fn, until ctx ends or fn returns an error. A
-// message that cannot be decoded reaches fn with its sequence, subject and
-// the reason (err), which a follower must record rather than apply. It uses
-// an ordered consumer, which JetStream recreates on its own after a gap or
-// a reconnect, so fn sees each sequence once and in order.
-func (s *Store) Follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error {
-	return s.follow(ctx, from, fn)
-}
-
 // Feed is the stream as the projections read it: every event of the
 // dealer in order, each foreign event reaching the reader with the reason
 // it is foreign, and the chain state kept across reconnects so that a
@@ -50,6 +40,13 @@ func (f *Feed) Follow(ctx context.Context, from uint64, fn func(seq uint64, subj
 	})
 }
 
+// follow delivers every message of this dealer's subjects from sequence
+// from on, in order, to fn, until ctx ends or fn returns an error. A
+// message that cannot be decoded reaches fn with its sequence, subject and
+// the reason (err). It uses an ordered consumer, which JetStream recreates
+// on its own after a gap or a reconnect, so fn sees each sequence once and
+// in order. It does not judge chains: Feed and Scan do, so that no reader
+// outside this package sees the stream unjudged.
 func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, subject string, env domain.Envelope, err error) error) error {
 	if from < 1 {
 		from = 1

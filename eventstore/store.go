@@ -310,22 +310,6 @@ func (s *Store) Get(ctx context.Context, seq uint64) (domain.Envelope, error) {
 	return Decode(m.Subject, m.Sequence, m.Header, m.Data)
 }
 
-// Last returns the last event on a subject, or ErrNotFound.
-func (s *Store) Last(ctx context.Context, subject string) (domain.Envelope, error) {
-	st, err := s.js.Stream(ctx, s.stream)
-	if err != nil {
-		return domain.Envelope{}, fmt.Errorf("stream: %w", err)
-	}
-	m, err := st.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return domain.Envelope{}, ErrNotFound
-	}
-	if err != nil {
-		return domain.Envelope{}, fmt.Errorf("last on %s: %w", subject, err)
-	}
-	return Decode(m.Subject, m.Sequence, m.Header, m.Data)
-}
-
 // Outgoing is one message to append.
 type Outgoing struct {
 	Subject string

@@ -63,8 +63,9 @@ func TestStore_Cases(t *testing.T) {
 		h, err := st.Load(ctx, "ledger.demo.plans.NONE")
 		require.NoError(t, err)
 		require.Empty(t, h)
-		_, err = st.Last(ctx, "ledger.demo.plans.NONE")
-		require.ErrorIs(t, err, eventstore.ErrNotFound)
+		sub, err := st.LoadSubject(ctx, "ledger.demo.plans.NONE")
+		require.NoError(t, err)
+		require.Zero(t, sub.LastSeq)
 	})
 	t.Run("WrongSequence", func(t *testing.T) {
 		st, _ := eventstoretest.OpenStore(t, "demo")
@@ -208,11 +209,12 @@ func TestStore_Follow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := 0; i < 5; i++ {
-		_, err := st.Update(ctx, "ledger.demo.plans.P"+uuid.NewString()[:4], meta, clock, retire("P"))
+		code := "P" + uuid.NewString()[:4]
+		_, err := st.Update(ctx, "ledger.demo.plans."+code, meta, clock, retire(code))
 		require.NoError(t, err)
 	}
 	var seqs []uint64
-	err := st.Follow(ctx, 2, func(seq uint64, _ string, _ domain.Envelope, err error) error {
+	err := st.Feed().Follow(ctx, 2, func(seq uint64, _ string, _ domain.Envelope, err error) error {
 		require.NoError(t, err)
 		seqs = append(seqs, seq)
 		if seq == 5 {

@@ -31,7 +31,6 @@ type Model struct {
 	byCustomer map[string][]uuid.UUID
 	sales      map[string]uuid.UUID // actor id + idempotency key → package sold
 	plans      map[string]domain.PlanState
-	receipts   map[string]domain.ReceiptClaimed
 
 	liability *Liability
 	close     *DailyClose
@@ -51,7 +50,6 @@ func NewModel(tz *time.Location) *Model {
 		byCustomer: map[string][]uuid.UUID{},
 		sales:      map[string]uuid.UUID{},
 		plans:      map[string]domain.PlanState{},
-		receipts:   map[string]domain.ReceiptClaimed{},
 		liability:  NewLiability(tz),
 		close:      NewDailyClose(tz),
 	}
@@ -67,8 +65,7 @@ func (m *Model) Apply(env domain.Envelope) {
 		m.plans[code] = domain.ApplyPlan(m.plans[code], env)
 		return
 	case domain.ReceiptClaimed:
-		m.receipts[e.Receipt] = e
-		return
+		return // a receipt's claim moves no money; the store judges it
 	}
 	id, err := uuid.Parse(env.Aggregate)
 	if err != nil {
@@ -209,12 +206,6 @@ func (m *Model) Plans() []domain.PlanState {
 		return out[i].Plan.Code < out[j].Plan.Code
 	})
 	return out
-}
-
-// Receipt returns the claim of a receipt number.
-func (m *Model) Receipt(number string) (domain.ReceiptClaimed, bool) {
-	r, ok := m.receipts[number]
-	return r, ok
 }
 
 // Totals sums the balances of every package.
