@@ -1,6 +1,7 @@
 package projections_test
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 	_ "time/tzdata" // Asia/Shanghai without relying on the system's zoneinfo
@@ -224,4 +225,64 @@ func oilPlan(t testing.TB, code string, policy domain.RefundPolicy, validityMont
 func setupOil(t testing.TB, l *ledger, at time.Time) {
 	t.Helper()
 	l.definePlan(oilPlan(t, "OIL6", domain.RefundProRata, 24), who{at: at, store: "S1", actor: manager})
+}
+
+// commandOdds are the cumulative chances of each command a randomized
+// history gives a package in each status; what is left over does nothing.
+type commandOdds struct {
+	pay, voidAwaiting, refundAwaiting         float64
+	redeem, reverse, voidActive, refundActive float64
+	reverseUsedUp                             float64
+	breakage, refundExpired, reverseExpired   float64
+}
+
+// randomCommand picks a command for package p and who gives it: cash,
+// mgr and adv are the cashier, manager and advisor at that instant. It
+// returns nil when the dice say to leave the package alone.
+func randomCommand(rng *rand.Rand, p domain.Package, odds commandOdds, ref func(string) string, cash, mgr, adv who) (domain.Command, who) {
+	methods := domain.PaymentMethods
+	pick := rng.IntN
+	x := rng.Float64()
+	switch p.Status {
+	case domain.StatusAwaitingPayment:
+		due := p.Price.Sub(p.NetPaid())
+		switch {
+		case x < odds.pay:
+			amount := due
+			if cents := due.Decimal().Shift(2).IntPart(); cents > 1 && rng.Float64() < 0.4 {
+				amount = domain.Cents(1 + rng.Int64N(cents-1))
+			}
+			return domain.RecordPayment{PaymentID: uuid.New(), Amount: amount, Method: methods[pick(len(methods))], Receipt: ref("R")}, cash
+		case x < odds.voidAwaiting && len(p.Payments) > 0:
+			return domain.VoidPayment{PaymentID: p.Payments[pick(len(p.Payments))].ID, Reason: "keyed wrong"}, mgr
+		case x < odds.refundAwaiting:
+			return domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "changed mind"}, mgr
+		}
+	case domain.StatusActive:
+		switch {
+		case x < odds.redeem:
+			svc := p.Units[pick(len(p.Units))].Service
+			return domain.Redeem{RedemptionID: uuid.New(), Service: svc, RepairOrder: ref("RO"), Mileage: pick(200000)}, adv
+		case x < odds.reverse && len(p.Redemptions) > 0:
+			return domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgr
+		case x < odds.voidActive && len(p.Payments) > 0:
+			return domain.VoidPayment{PaymentID: p.Payments[pick(len(p.Payments))].ID, Reason: "keyed wrong"}, mgr
+		case x < odds.refundActive:
+			return domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "moved away"}, mgr
+		}
+	case domain.StatusUsedUp:
+		if x < odds.reverseUsedUp && len(p.Redemptions) > 0 {
+			return domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgr
+		}
+	case domain.StatusExpired:
+		switch {
+		case x < odds.breakage:
+			return domain.RecognizeBreakage{Reason: "manager's estimate"}, mgr
+		case x < odds.refundExpired:
+			return domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "claimed after expiry"}, mgr
+		case x < odds.reverseExpired && len(p.Redemptions) > 0:
+			return domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgr
+		}
+	}
+	return nil, who{}
 }

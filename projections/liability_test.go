@@ -153,7 +153,6 @@ func genHistory(t *testing.T, rng *rand.Rand) randomHistory {
 
 	stores := []string{"S1", "S2", "S3"}
 	cashiers := []domain.Actor{{ID: "cash1", Role: domain.RoleCashier}, {ID: "cash2", Role: domain.RoleCashier}, {ID: "cash3", Role: domain.RoleCashier}}
-	methods := domain.PaymentMethods
 	const vinAlphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 	randomVIN := func() string {
 		b := make([]byte, 17)
@@ -200,53 +199,7 @@ func genHistory(t *testing.T, rng *rand.Rand) randomHistory {
 		cash := who{at: now, store: store, actor: cashiers[pick(len(cashiers))]}
 		mgrAt := who{at: now, store: store, actor: manager}
 		advAt := who{at: now, store: store, actor: advisor}
-		var cmd domain.Command
-		var w who
-		x := rng.Float64()
-		switch p.Status {
-		case domain.StatusAwaitingPayment:
-			due := p.Price.Sub(p.NetPaid())
-			switch {
-			case x < 0.70:
-				amount := due
-				if rng.Float64() < 0.4 {
-					cents := due.Decimal().Shift(2).IntPart()
-					if cents > 1 {
-						amount = domain.Cents(1 + rng.Int64N(cents-1))
-					}
-				}
-				cmd, w = domain.RecordPayment{PaymentID: uuid.New(), Amount: amount, Method: methods[pick(len(methods))], Receipt: ref("R")}, cash
-			case x < 0.85 && len(p.Payments) > 0:
-				cmd, w = domain.VoidPayment{PaymentID: p.Payments[pick(len(p.Payments))].ID, Reason: "keyed wrong"}, mgrAt
-			case x < 0.90:
-				cmd, w = domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "changed mind"}, mgrAt
-			}
-		case domain.StatusActive:
-			switch {
-			case x < 0.62:
-				svc := p.Units[pick(len(p.Units))].Service
-				cmd, w = domain.Redeem{RedemptionID: uuid.New(), Service: svc, RepairOrder: ref("RO"), Mileage: pick(200000)}, advAt
-			case x < 0.74 && len(p.Redemptions) > 0:
-				cmd, w = domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgrAt
-			case x < 0.82 && len(p.Payments) > 0:
-				cmd, w = domain.VoidPayment{PaymentID: p.Payments[pick(len(p.Payments))].ID, Reason: "keyed wrong"}, mgrAt
-			case x < 0.88:
-				cmd, w = domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "moved away"}, mgrAt
-			}
-		case domain.StatusUsedUp:
-			if x < 0.5 && len(p.Redemptions) > 0 {
-				cmd, w = domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgrAt
-			}
-		case domain.StatusExpired:
-			switch {
-			case x < 0.45:
-				cmd, w = domain.RecognizeBreakage{Reason: "manager's estimate"}, mgrAt
-			case x < 0.75:
-				cmd, w = domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "claimed after expiry"}, mgrAt
-			case x < 0.90 && len(p.Redemptions) > 0:
-				cmd, w = domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgrAt
-			}
-		}
+		cmd, w := randomCommand(rng, p, commandOdds{pay: 0.70, voidAwaiting: 0.85, refundAwaiting: 0.90, redeem: 0.62, reverse: 0.74, voidActive: 0.82, refundActive: 0.88, reverseUsedUp: 0.5, breakage: 0.45, refundExpired: 0.75, reverseExpired: 0.90}, ref, cash, mgrAt, advAt)
 		if cmd == nil {
 			continue
 		}

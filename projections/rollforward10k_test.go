@@ -52,7 +52,6 @@ func genHistory10k(t *testing.T, rng *rand.Rand) (*ledger, []uuid.UUID, time.Tim
 
 	stores := []string{"S1", "S2", "S3"}
 	cashiers := []domain.Actor{{ID: "cash1", Role: domain.RoleCashier}, {ID: "cash2", Role: domain.RoleCashier}}
-	methods := domain.PaymentMethods
 	const vinAlphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 	randomVIN := func() string {
 		b := make([]byte, 17)
@@ -112,50 +111,7 @@ func genHistory10k(t *testing.T, rng *rand.Rand) (*ledger, []uuid.UUID, time.Tim
 		cash := who{at: now, store: store, actor: cashiers[pick(len(cashiers))]}
 		mgrAt := who{at: now, store: store, actor: manager}
 		advAt := who{at: now, store: store, actor: advisor}
-		var cmd domain.Command
-		var w who
-		x := rng.Float64()
-		switch p.Status {
-		case domain.StatusAwaitingPayment:
-			due := p.Price.Sub(p.NetPaid())
-			switch {
-			case x < 0.75:
-				amount := due
-				if cents := due.Decimal().Shift(2).IntPart(); cents > 1 && rng.Float64() < 0.4 {
-					amount = domain.Cents(1 + rng.Int64N(cents-1))
-				}
-				cmd, w = domain.RecordPayment{PaymentID: uuid.New(), Amount: amount, Method: methods[pick(len(methods))], Receipt: ref("R")}, cash
-			case x < 0.88 && len(p.Payments) > 0:
-				cmd, w = domain.VoidPayment{PaymentID: p.Payments[pick(len(p.Payments))].ID, Reason: "keyed wrong"}, mgrAt
-			case x < 0.92:
-				cmd, w = domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "changed mind"}, mgrAt
-			}
-		case domain.StatusActive:
-			switch {
-			case x < 0.70:
-				svc := p.Units[pick(len(p.Units))].Service
-				cmd, w = domain.Redeem{RedemptionID: uuid.New(), Service: svc, RepairOrder: ref("RO"), Mileage: pick(200000)}, advAt
-			case x < 0.80 && len(p.Redemptions) > 0:
-				cmd, w = domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgrAt
-			case x < 0.86 && len(p.Payments) > 0:
-				cmd, w = domain.VoidPayment{PaymentID: p.Payments[pick(len(p.Payments))].ID, Reason: "keyed wrong"}, mgrAt
-			case x < 0.90:
-				cmd, w = domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "moved away"}, mgrAt
-			}
-		case domain.StatusUsedUp:
-			if x < 0.4 && len(p.Redemptions) > 0 {
-				cmd, w = domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgrAt
-			}
-		case domain.StatusExpired:
-			switch {
-			case x < 0.35:
-				cmd, w = domain.RecognizeBreakage{Reason: "manager's estimate"}, mgrAt
-			case x < 0.70:
-				cmd, w = domain.RefundPackage{Method: methods[pick(len(methods))], Reason: "claimed after expiry"}, mgrAt
-			case x < 0.80 && len(p.Redemptions) > 0:
-				cmd, w = domain.ReverseRedemption{RedemptionID: p.Redemptions[pick(len(p.Redemptions))].ID, Reason: "wrong car"}, mgrAt
-			}
-		}
+		cmd, w := randomCommand(rng, p, commandOdds{pay: 0.75, voidAwaiting: 0.88, refundAwaiting: 0.92, redeem: 0.70, reverse: 0.80, voidActive: 0.86, refundActive: 0.90, reverseUsedUp: 0.4, breakage: 0.35, refundExpired: 0.70, reverseExpired: 0.80}, ref, cash, mgrAt, advAt)
 		if cmd == nil {
 			continue
 		}
