@@ -46,7 +46,10 @@ const (
 	CodeNothingToRecover = "nothing_to_recognize"
 
 	// Ours, not the caller's.
-	CodeUnavailable = "unavailable" // 503: the event store cannot be reached
+	CodeUnavailable = "unavailable" // 503: the event store did not confirm, or the read models are behind
+	// CodeUnreachable: NATS cannot be reached at all, so nothing was
+	// written; a retry with the same Idempotency-Key is always safe.
+	CodeUnreachable = "ledger_unreachable" // 503
 	CodeInternal    = "internal"    // 500
 )
 

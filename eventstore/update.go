@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/packledger/packledger/domain"
 )
@@ -101,6 +103,11 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 	decide func(history []domain.Envelope) (Change, error)) (Result, error) {
 	unlock := s.locks.lock(subject)
 	defer unlock()
+	if !s.nc.IsConnected() {
+		// Fail at once: a till waiting out a reconnect buffer or a
+		// request timeout learns nothing more than this.
+		return Result{}, unreachable(fmt.Errorf("nats connection is %v", s.nc.Status()))
+	}
 	backoff := time.Millisecond
 	dupKey := false // JetStream knew the key, without saying where
 	for attempt := 1; ; attempt++ {
@@ -307,8 +314,28 @@ func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	if notSent(err) {
+		return unreachable(err)
+	}
 	return fmt.Errorf("%w: %w", domain.Errorf(domain.CodeUnavailable,
 		"the ledger could not be reached or did not confirm the write; retry with the same Idempotency-Key"), err)
+}
+
+// unreachable marks a failure that wrote nothing: NATS is not connected,
+// or no JetStream server took the request (a stream without a leader has
+// no responders).
+func unreachable(err error) error {
+	return fmt.Errorf("%w: %w", domain.Errorf(domain.CodeUnreachable,
+		"the ledger (NATS JetStream) cannot be reached, so nothing was written; retry with the same Idempotency-Key"), err)
+}
+
+// notSent tells the errors after which no JetStream server can have
+// stored the message.
+func notSent(err error) bool {
+	// Not nats.ErrConnectionClosed: a request waiting for its answer
+	// gets it too when the connection closes, after its message went out.
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
 // keyedMutex serialises work per key, so that commands on one package in

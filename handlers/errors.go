@@ -44,6 +44,7 @@ var statusOf = map[string]int{
 	domain.CodeNothingToRecover: http.StatusUnprocessableEntity,
 
 	domain.CodeUnavailable: http.StatusServiceUnavailable,
+	domain.CodeUnreachable: http.StatusServiceUnavailable,
 	domain.CodeInternal:    http.StatusInternalServerError,
 }
 
@@ -76,7 +77,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	switch {
+	case code == domain.CodeUnreachable:
+		// NATS reconnects every half second; an outage that a client
+		// sees usually lasts seconds, so asking for more than a couple
+		// would only slow the till down once it is over.
+		w.Header().Set("Retry-After", "2")
+	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	}
 	if status == http.StatusUnauthorized {

@@ -51,7 +51,7 @@ func (s *Server) sell(w http.ResponseWriter, r *http.Request) {
 	decide := func(hist []domain.Envelope) (eventstore.Change, error) {
 		planHist, err := s.ledger.Load(r.Context(), s.ledger.Subjects().Plan(req.Plan))
 		if err != nil {
-			return eventstore.Change{}, err
+			return eventstore.Change{}, unavailableErr("the plan could not be read from the ledger; retry with the same Idempotency-Key", err)
 		}
 		plan := foldPlan(planHist)
 		if !plan.Exists() {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -135,7 +136,9 @@ type healthBody struct {
 	Dealer      string             `json:"dealer"`
 	NATS        bool               `json:"nats_connected"`
 	Projections projections.Status `json:"projections"`
-	Time        time.Time          `json:"time"`
+	// Problems says in words what "degraded" means right now.
+	Problems []string  `json:"problems"`
+	Time     time.Time `json:"time"`
 }
 
 // health answers 200 while the server can answer at all, and says what is
@@ -145,11 +148,27 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if st.Findings == nil {
 		st.Findings = []projections.Finding{}
 	}
-	b := healthBody{Status: "ok", Dealer: s.cfg.Dealer, Projections: st, Time: s.clock().UTC()}
+	b := healthBody{Status: "ok", Dealer: s.cfg.Dealer, Projections: st, Problems: []string{}, Time: s.clock().UTC()}
 	if s.cfg.NATSConnected != nil {
 		b.NATS = s.cfg.NATSConnected()
 	}
-	if !b.NATS || !st.Ready || len(st.Findings) > 0 || st.Error != "" {
+	if !b.NATS {
+		asOf := "start"
+		if st.AsOf != nil {
+			asOf = st.AsOf.Format(time.RFC3339)
+		}
+		b.Problems = append(b.Problems, "NATS cannot be reached: writes are refused (503 ledger_unreachable) until it is back; reads answer from the read models as of "+asOf)
+	}
+	if !st.Ready {
+		b.Problems = append(b.Problems, "the read models are still reading the log")
+	}
+	if st.Error != "" {
+		b.Problems = append(b.Problems, "following the log failed, retrying: "+st.Error)
+	}
+	if len(st.Findings) > 0 {
+		b.Problems = append(b.Problems, fmt.Sprintf("%d events on the ledger's subjects are not the ledger's own and were not applied (see projections.findings)", len(st.Findings)))
+	}
+	if len(b.Problems) > 0 {
 		b.Status = "degraded"
 	}
 	writeJSON(w, http.StatusOK, b)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,9 @@ type Reads interface {
 	WaitReady(ctx context.Context) error
 	Read(func(*projections.Model))
 	Status() projections.Status
+	// AsOf is when the read models were last known to hold the whole
+	// log; zero if not yet known.
+	AsOf() time.Time
 }
 
 // Config is the server's settings.
@@ -99,25 +103,25 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.health)
 
 	mux.HandleFunc("POST /v1/plans", s.allow(s.definePlan, managerOnly...))
-	mux.HandleFunc("GET /v1/plans", s.allow(s.listPlans, anyRole...))
-	mux.HandleFunc("GET /v1/plans/{code}", s.allow(s.getPlan, anyRole...))
+	mux.HandleFunc("GET /v1/plans", s.allow(s.fromModel(s.listPlans), anyRole...))
+	mux.HandleFunc("GET /v1/plans/{code}", s.allow(s.fromModel(s.getPlan), anyRole...))
 	mux.HandleFunc("POST /v1/plans/{code}/retire", s.allow(s.retirePlan, managerOnly...))
 
 	mux.HandleFunc("POST /v1/packages", s.allow(s.sell, advisorOnly...))
-	mux.HandleFunc("GET /v1/packages", s.allow(s.findPackages, anyRole...))
-	mux.HandleFunc("GET /v1/packages/{id}", s.allow(s.getPackage, anyRole...))
+	mux.HandleFunc("GET /v1/packages", s.allow(s.fromModel(s.findPackages), anyRole...))
+	mux.HandleFunc("GET /v1/packages/{id}", s.allow(s.fromModel(s.getPackage), anyRole...))
 	mux.HandleFunc("POST /v1/packages/{id}/payments", s.allow(s.recordPayment, cashierOnly...))
 	mux.HandleFunc("POST /v1/packages/{id}/payments/{pid}/void", s.allow(s.voidPayment, managerOnly...))
 	mux.HandleFunc("POST /v1/packages/{id}/redemptions", s.allow(s.redeem, advisorOnly...))
 	mux.HandleFunc("POST /v1/packages/{id}/redemptions/{rid}/reverse", s.allow(s.reverse, managerOnly...))
-	mux.HandleFunc("GET /v1/packages/{id}/refund", s.allow(s.quoteRefund, managerOnly...))
+	mux.HandleFunc("GET /v1/packages/{id}/refund", s.allow(s.fromModel(s.quoteRefund), managerOnly...))
 	mux.HandleFunc("POST /v1/packages/{id}/refund", s.allow(s.refund, managerOnly...))
 	mux.HandleFunc("POST /v1/packages/{id}/breakage", s.allow(s.breakage, managerOnly...))
 	mux.HandleFunc("GET /v1/packages/{id}/history", s.allow(s.history, historyRoles...))
 
-	mux.HandleFunc("GET /v1/accounts/{customer}", s.allow(s.account, anyRole...))
-	mux.HandleFunc("GET /v1/reports/liability", s.allow(s.liabilityReport, historyRoles...))
-	mux.HandleFunc("GET /v1/reports/daily-close", s.allow(s.dailyClose, closeRoles...))
+	mux.HandleFunc("GET /v1/accounts/{customer}", s.allow(s.fromModel(s.account), anyRole...))
+	mux.HandleFunc("GET /v1/reports/liability", s.allow(s.fromModel(s.liabilityReport), historyRoles...))
+	mux.HandleFunc("GET /v1/reports/daily-close", s.allow(s.fromModel(s.dailyClose), closeRoles...))
 
 	mux.HandleFunc("GET /v1/audit/verify", s.allow(s.verifyLedger, auditorOnly...))
 	mux.HandleFunc("GET /v1/audit/balances", s.allow(s.balancesAsOf, auditorOnly...))
@@ -126,6 +130,22 @@ func (s *Server) Handler() http.Handler {
 		s.writeError(w, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// fromModel marks a read answered from the read models with how old they
+// may be: Age (whole seconds, as HTTP caches use it) and Ledger-As-Of, the
+// last instant they were known to hold the whole log. A healthy ledger's
+// reads are at most a second old; while NATS cannot be reached they keep
+// answering and the age grows, so a till can tell a stale balance.
+func (s *Server) fromModel(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if at := s.reads.AsOf(); !at.IsZero() {
+			age := max(time.Since(at), 0)
+			w.Header().Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
+			w.Header().Set("Ledger-As-Of", at.UTC().Format(time.RFC3339Nano))
+		}
+		h(w, r)
+	}
 }
 
 // maxKeyLen bounds an Idempotency-Key; a UUID is 36.

@@ -32,7 +32,16 @@ type Runner struct {
 	head    uint64 // what "caught up" meant at start
 	advance chan struct{}
 	lastErr error
+	// syncedAt is the last instant at which the model was known to hold
+	// every event the stream had: what a read served while NATS is away
+	// is as old as.
+	syncedAt time.Time
 }
+
+// syncEvery is how often the runner asks the stream for its head to tell
+// how current the model is. One stream info request a second is nothing
+// to JetStream, and makes a healthy ledger's reads at most a second old.
+const syncEvery = time.Second
 
 // NewRunner returns a runner over model; call Run to start it.
 func NewRunner(src Source, model *Model, log *slog.Logger) *Runner {
@@ -42,6 +51,7 @@ func NewRunner(src Source, model *Model, log *slog.Logger) *Runner {
 // Run follows the stream until ctx ends, resuming after the last applied
 // event whenever the stream connection fails.
 func (r *Runner) Run(ctx context.Context) error {
+	go r.watchSync(ctx)
 	for {
 		head, err := r.src.Head(ctx)
 		if err == nil {
@@ -93,6 +103,49 @@ func (r *Runner) markReadyLocked() {
 	if !r.ready && r.applied >= r.head {
 		r.ready = true
 	}
+}
+
+// watchSync keeps syncedAt: every syncEvery it reads the stream's head
+// and, once the model has applied up to it, dates the model to the instant
+// it asked. While NATS cannot be reached the date stands still and reads
+// grow older.
+func (r *Runner) watchSync(ctx context.Context) {
+	t := time.NewTicker(syncEvery)
+	defer t.Stop()
+	for {
+		r.checkSync(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Runner) checkSync(ctx context.Context) {
+	at := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 2*syncEvery)
+	defer cancel()
+	head, err := r.src.Head(ctx)
+	if err != nil {
+		return
+	}
+	if err := r.WaitFor(ctx, head); err != nil {
+		return
+	}
+	r.mu.Lock()
+	if at.After(r.syncedAt) {
+		r.syncedAt = at
+	}
+	r.mu.Unlock()
+}
+
+// AsOf is the last instant at which the model was known to hold every
+// event of the stream; zero before the first check.
+func (r *Runner) AsOf() time.Time {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.syncedAt
 }
 
 // WaitFor blocks until the event at seq (and all before it) is applied:
@@ -148,6 +201,11 @@ type Status struct {
 	Packages   int       `json:"packages"`
 	Findings   []Finding `json:"findings"`
 	Error      string    `json:"error,omitempty"`
+	// AsOf is when the model was last known to hold the whole stream;
+	// AgeSeconds is how long ago that was (both absent before the first
+	// check).
+	AsOf       *time.Time `json:"as_of,omitempty"`
+	AgeSeconds *float64   `json:"age_seconds,omitempty"`
 }
 
 // Status reports progress and problems.
@@ -158,6 +216,11 @@ func (r *Runner) Status() Status {
 	s := Status{Ready: r.ready, AppliedSeq: r.applied, Events: ev, Packages: pk, Findings: r.model.Findings()}
 	if r.lastErr != nil {
 		s.Error = r.lastErr.Error()
+	}
+	if !r.syncedAt.IsZero() {
+		at := r.syncedAt.UTC()
+		age := time.Since(r.syncedAt).Round(time.Millisecond).Seconds()
+		s.AsOf, s.AgeSeconds = &at, &age
 	}
 	return s
 }

@@ -258,6 +258,14 @@ func connectNATS(c *serveConfig, log *slog.Logger) (*nats.Conn, string, func(), 
 			nats.Name("packledger"),
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(500*time.Millisecond),
+			// While disconnected, a write fails at once (503
+			// ledger_unreachable) instead of waiting in a buffer that
+			// would send it after its client has given up.
+			nats.ReconnectBufSize(-1),
+			// A server that hangs without closing the connection is
+			// noticed within seconds, not the default four minutes.
+			nats.PingInterval(2*time.Second),
+			nats.MaxPingsOutstanding(3),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
 			nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
 		)
