@@ -50,7 +50,7 @@ const (
 	// CodeUnreachable: NATS cannot be reached at all, so nothing was
 	// written; a retry with the same Idempotency-Key is always safe.
 	CodeUnreachable = "ledger_unreachable" // 503
-	CodeInternal    = "internal"    // 500
+	CodeInternal    = "internal"           // 500
 )
 
 // Error is the one error type that reaches a user. Code is stable and
