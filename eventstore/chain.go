@@ -27,6 +27,20 @@ type Chains struct {
 	lookup  func(receipt string, payment uuid.UUID) (bool, error)
 }
 
+// ClaimReadError says a payment's receipt claim could not be read: the
+// payment is neither the ledger's own nor foreign yet, and the read that
+// met it must fail rather than judge it.
+type ClaimReadError struct {
+	Payment uuid.UUID
+	Err     error
+}
+
+func (e *ClaimReadError) Error() string {
+	return fmt.Sprintf("payment %s: reading its receipt claim: %v", e.Payment, e.Err)
+}
+
+func (e *ClaimReadError) Unwrap() error { return e.Err }
+
 // LookupClaims lets a chain read on its own subject find a payment's
 // receipt claim elsewhere.
 func (c *Chains) LookupClaims(f func(receipt string, payment uuid.UUID) (bool, error)) { c.lookup = f }
@@ -71,7 +85,7 @@ func (c *Chains) Check(env domain.Envelope) error {
 		if !ok && c.lookup != nil {
 			var err error
 			if ok, err = c.lookup(e.Receipt, e.PaymentID); err != nil {
-				return fmt.Errorf("payment %s: reading its receipt claim: %w", e.PaymentID, err)
+				return &ClaimReadError{Payment: e.PaymentID, Err: err}
 			}
 		}
 		if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -59,7 +60,10 @@ func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, sub
 	if err != nil {
 		return fmt.Errorf("follow from %d: %w", from, err)
 	}
-	it, err := cons.Messages()
+	// A heartbeat a second (not the ordered consumer's five) notices
+	// within two seconds a consumer lost with its server, such as a
+	// cluster node that died, so read-your-writes stalls no longer.
+	it, err := cons.Messages(jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("follow from %d: %w", from, err)
 	}

@@ -190,27 +190,44 @@ func (s *Store) Load(ctx context.Context, subject string) ([]domain.Envelope, er
 // LoadSubject reads one subject whole and sorts its events into the
 // ledger's own and foreign ones.
 func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error) {
+	return s.loadSubject(ctx, subject, s.loadFrom)
+}
+
+// fetchFunc reads a subject's messages from start on: some records, how
+// many are still pending after them, and the last sequence read.
+type fetchFunc func(ctx context.Context, subject string, start uint64) (recs []rawRecord, pending, last uint64, err error)
+
+func (s *Store) loadSubject(ctx context.Context, subject string, fetch fetchFunc) (Subject, error) {
 	var out Subject
 	chains := NewChains(s.ring)
 	chains.LookupClaims(func(receipt string, payment uuid.UUID) (bool, error) {
 		if _, ok := s.claims.Load(payment); ok {
 			return true, nil
 		}
-		rs, err := s.LoadSubject(ctx, s.subjects.Receipt(receipt))
-		if err != nil {
-			return false, err
-		}
-		for _, e := range rs.Events {
-			if c, ok := e.Event.(domain.ReceiptClaimed); ok && c.PaymentID == payment {
-				s.claims.Store(payment, struct{}{})
-				return true, nil
+		// Direct gets may be answered by any replica of a clustered
+		// stream, and a follower may not have a claim its leader stored a
+		// moment ago, though the replica that answered for this subject
+		// had the payment that came after it. A payment is the ledger's
+		// own only with its claim, and no expected sequence guards this
+		// read, so a claim not found is looked for again on the leader
+		// before the payment is called foreign.
+		for _, read := range []fetchFunc{s.loadFrom, s.leaderFrom} {
+			rs, err := s.loadSubject(ctx, s.subjects.Receipt(receipt), read)
+			if err != nil {
+				return false, err
+			}
+			for _, e := range rs.Events {
+				if c, ok := e.Event.(domain.ReceiptClaimed); ok && c.PaymentID == payment {
+					s.claims.Store(payment, struct{}{})
+					return true, nil
+				}
 			}
 		}
 		return false, nil
 	})
 	start := uint64(1)
 	for {
-		recs, pending, last, err := s.loadFrom(ctx, subject, start)
+		recs, pending, last, err := fetch(ctx, subject, start)
 		if err != nil {
 			return Subject{}, err
 		}
@@ -218,6 +235,13 @@ func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error
 			out.LastSeq = r.seq
 			if r.err == nil {
 				r.err = chains.Check(r.env)
+			}
+			// A claim that could not be read says nothing of the payment:
+			// taken for foreign, it would leave the chain and the next
+			// write would fork it (seen when a cluster node left).
+			var unread *ClaimReadError
+			if errors.As(r.err, &unread) {
+				return Subject{}, fmt.Errorf("load %s: %w", subject, unread)
 			}
 			if r.err != nil {
 				out.Foreign = append(out.Foreign, Foreign{Seq: r.seq, Subject: subject, Problem: r.err.Error()})
@@ -230,6 +254,58 @@ func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error
 		}
 		start = last + 1
 	}
+}
+
+// msgGetResponse is JetStream's answer to a stream message get.
+type msgGetResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+	Message *struct {
+		Subject string `json:"subject"`
+		Seq     uint64 `json:"seq"`
+		Header  []byte `json:"hdrs,omitempty"`
+		Data    []byte `json:"data,omitempty"`
+	} `json:"message,omitempty"`
+}
+
+// errCodeNoMessage is JetStream's "message not found".
+const errCodeNoMessage = 10037
+
+// leaderFrom is loadFrom read through the stream's leader, one message a
+// request: JetStream answers a message get only from the leader, so what
+// it returns is what the stream holds, not what a follower has applied.
+func (s *Store) leaderFrom(ctx context.Context, subject string, start uint64) ([]rawRecord, uint64, uint64, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	req, _ := json.Marshal(directGetRequest{Seq: start, NextFor: subject})
+	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.stream, req)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s from the leader: %w", subject, err)
+	}
+	var r msgGetResponse
+	if err := json.Unmarshal(reply.Data, &r); err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s from the leader: %w", subject, err)
+	}
+	switch {
+	case r.Error != nil && r.Error.ErrCode == errCodeNoMessage:
+		return nil, 0, 0, nil
+	case r.Error != nil:
+		return nil, 0, 0, fmt.Errorf("load %s from the leader: %s", subject, r.Error.Description)
+	case r.Message == nil:
+		return nil, 0, 0, fmt.Errorf("load %s from the leader: empty answer", subject)
+	}
+	h := nats.Header{}
+	if len(r.Message.Header) > 0 {
+		if h, err = nats.DecodeHeadersMsg(r.Message.Header); err != nil {
+			return nil, 0, 0, fmt.Errorf("load %s from the leader: headers: %w", subject, err)
+		}
+	}
+	env, derr := Decode(r.Message.Subject, r.Message.Seq, h, r.Message.Data)
+	// Whether more follow is known only by asking: say one may.
+	return []rawRecord{{seq: r.Message.Seq, env: env, err: derr}}, 1, r.Message.Seq, nil
 }
 
 // rawRecord is one message read and decoded, or why it could not be.

@@ -193,7 +193,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
-			return Result{}, ctx.Err()
+			return Result{}, unavailable(ctx.Err())
 		}
 		backoff = min(backoff*2, 100*time.Millisecond)
 	}

@@ -49,6 +49,11 @@ type Config struct {
 	// WriteWait bounds how long a write's answer waits for the
 	// projections to apply it.
 	WriteWait time.Duration
+	// WriteTimeout bounds how long a write waits for JetStream to decide
+	// and confirm it. Past it the answer is 503 and the till retries with
+	// the same key: better than holding it while a cluster elects a
+	// leader.
+	WriteTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -81,6 +86,9 @@ func New(cfg Config, ledger LedgerScanner, reads Reads, users []User) *Server {
 	}
 	if cfg.WriteWait <= 0 {
 		cfg.WriteWait = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
 	}
 	s := &Server{cfg: cfg, ledger: ledger, scanner: ledger, reads: reads, log: cfg.Log, clock: cfg.Clock}
 	s.SetUsers(users)
@@ -175,7 +183,9 @@ func (s *Server) write(r *http.Request, subject string, decide func([]domain.Env
 	u := userOf(r.Context())
 	meta := eventstore.Meta{Store: u.Store, Actor: domain.Actor{ID: u.ID, Role: u.Role}, Key: key,
 		Request: infoOf(r.Context()).digest}
-	res, err := s.ledger.Update(r.Context(), subject, meta, s.clock, decide)
+	uctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	res, err := s.ledger.Update(uctx, subject, meta, s.clock, decide)
+	cancel()
 	if err != nil {
 		return res, err
 	}

@@ -36,7 +36,19 @@ type Runner struct {
 	// every event the stream had: what a read served while NATS is away
 	// is as old as.
 	syncedAt time.Time
+	// advancedAt is when applied last moved; stopFollow ends the follow
+	// under way, so that a stalled one is started again.
+	advancedAt time.Time
+	stopFollow context.CancelFunc
 }
+
+// stallAfter is how long the model may stay behind a reachable stream
+// without a single event arriving before the follow is started again. The
+// client notices a consumer lost with its cluster node on its own, by
+// missed heartbeats, most of the time; this is for the times it does not
+// (seen after a stream leader was killed: the ordered consumer waited for
+// ever while writes piled up behind read-your-writes).
+const stallAfter = 3 * time.Second
 
 // syncEvery is how often the runner asks the stream for its head to tell
 // how current the model is. One stream info request a second is nothing
@@ -61,8 +73,11 @@ func (r *Runner) Run(ctx context.Context) error {
 				r.markReadyLocked()
 			}
 			from := r.applied + 1
+			fctx, stop := context.WithCancel(ctx)
+			r.stopFollow, r.advancedAt = stop, time.Now()
 			r.mu.Unlock()
-			err = r.src.Follow(ctx, from, r.apply)
+			err = r.src.Follow(fctx, from, r.apply)
+			stop()
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -92,6 +107,7 @@ func (r *Runner) apply(seq uint64, subject string, env domain.Envelope, err erro
 		r.model.Apply(env)
 	}
 	r.applied = seq
+	r.advancedAt = time.Now()
 	r.lastErr = nil
 	r.markReadyLocked()
 	close(r.advance)
@@ -131,6 +147,17 @@ func (r *Runner) checkSync(ctx context.Context) {
 		return
 	}
 	if err := r.WaitFor(ctx, head); err != nil {
+		r.mu.Lock()
+		stalled := r.applied < head && time.Since(r.advancedAt) > stallAfter && r.stopFollow != nil
+		if stalled {
+			r.stopFollow()
+			r.advancedAt = time.Now()
+		}
+		applied := r.applied
+		r.mu.Unlock()
+		if stalled {
+			r.log.Warn("projections: no event arrived while the stream is ahead; following it again", "applied", applied, "head", head)
+		}
 		return
 	}
 	r.mu.Lock()

@@ -31,6 +31,7 @@ type fakeSource struct {
 	failAfter map[int]uint64    // Follow call → fail once this seq is delivered
 	startAt   map[int]uint64    // Follow call → deliver from here instead
 	rewind    map[uint64]uint64 // after delivering seq k, go back to seq v (once)
+	stall     map[int]uint64    // Follow call → deliver nothing past this seq, and never fail
 	headErrs  int               // fail this many Head calls first
 	heads     int
 }
@@ -46,7 +47,7 @@ var errConnLost = errors.New("nats: connection lost")
 func newFakeSource() *fakeSource {
 	return &fakeSource{
 		limit: ^uint64(0), changed: make(chan struct{}),
-		failAfter: map[int]uint64{}, startAt: map[int]uint64{}, rewind: map[uint64]uint64{},
+		failAfter: map[int]uint64{}, startAt: map[int]uint64{}, rewind: map[uint64]uint64{}, stall: map[int]uint64{},
 	}
 }
 
@@ -116,7 +117,11 @@ func (s *fakeSource) Follow(ctx context.Context, from uint64, fn func(uint64, st
 			s.mu.Unlock()
 			return errConnLost
 		}
-		if next <= uint64(len(s.msgs)) && next <= s.limit {
+		stalled := false
+		if v, ok := s.stall[call]; ok && next > v {
+			stalled = true
+		}
+		if !stalled && next <= uint64(len(s.msgs)) && next <= s.limit {
 			m, seq := s.msgs[next-1], next
 			if back, ok := s.rewind[seq]; ok {
 				delete(s.rewind, seq)
@@ -381,6 +386,50 @@ func TestRunner(t *testing.T) {
 		p, _ := readPackage(r, id)
 		requireMoney(t, "2448.00", p.Paid)
 		requireMoney(t, "2040.00", p.Liability)
+	})
+
+	t.Run("RestartsAStalledFollow", func(t *testing.T) {
+		t.Parallel()
+		l, id := runnerHistory(t)
+		src := newFakeSource()
+		src.add(t, l.envs...)
+		src.stall[0] = 3 // the first follow goes silent after seq 3
+		r, _ := startRunner(t, src)
+
+		require.NoError(t, r.WaitFor(within(t, 15*time.Second), 6), "a follow silent while the stream is ahead is started again")
+		calls := src.followCalls()
+		require.GreaterOrEqual(t, len(calls), 2)
+		require.Equal(t, []uint64{1, 4}, calls[:2], "the second follow resumes after the last applied event")
+		p, ok := readPackage(r, id)
+		require.True(t, ok)
+		require.Len(t, p.Redemptions, 1)
+	})
+
+	t.Run("AsOfDatesTheModel", func(t *testing.T) {
+		t.Parallel()
+		l, _ := runnerHistory(t)
+		src := newFakeSource()
+		src.add(t, l.envs...)
+		before := time.Now()
+		r, _ := startRunner(t, src)
+		require.NoError(t, r.WaitFor(within(t, 5*time.Second), 6))
+		deadline := time.Now().Add(5 * time.Second)
+		for r.AsOf().IsZero() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		at := r.AsOf()
+		require.False(t, at.IsZero(), "dated once the model holds the head")
+		require.False(t, at.Before(before))
+		st := r.Status()
+		require.NotNil(t, st.AsOf)
+		require.NotNil(t, st.AgeSeconds)
+		require.GreaterOrEqual(t, *st.AgeSeconds, 0.0)
+
+		// Behind the stream, the date stands still.
+		src.setLimit(6)
+		src.addBad("ledger.demo.packages.x", errors.New("never delivered"))
+		time.Sleep(2500 * time.Millisecond)
+		require.True(t, r.AsOf().Before(time.Now().Add(-2*time.Second)), "a model behind the stream is not dated anew")
 	})
 
 	t.Run("RetriesWhenHeadFails", func(t *testing.T) {

@@ -203,8 +203,20 @@ func (sf *sourceFlags) open(ctx context.Context, stderr io.Writer, natsNeedsKeys
 			}
 			ring = r
 		}
-		srv, err := eventstore.StartServer(eventstore.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir, SyncAlways: true})
+		storeDir := dir
+		// A cluster node's directory: read its own copy of the stream.
+		replica, err := eventstore.ReplicaCopy(dir, sf.stream, "")
 		if err != nil {
+			return nil, fmt.Errorf("--data %s: %w", dir, err)
+		}
+		if replica != "" {
+			fmt.Fprintf(stderr, "%s: %s holds a cluster node's replica of %s; reading a copy of it\n", sf.fs.Name(), dir, sf.stream)
+			src.closers = append(src.closers, func() { _ = os.RemoveAll(replica) })
+			storeDir = replica
+		}
+		srv, err := eventstore.StartServer(eventstore.ServerConfig{Listen: "127.0.0.1:0", StoreDir: storeDir, SyncAlways: true})
+		if err != nil {
+			src.Close()
 			return nil, err
 		}
 		src.closers = append(src.closers, srv.Shutdown)

@@ -1,0 +1,104 @@
+package eventstore
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// TestStore_LeaderReadsMatchDirectGets: reading a subject one message at
+// a time through the stream's leader, as a claim is looked for again
+// before a payment is called foreign, gives what the batched direct gets
+// give: the same events, foreign ones and last sequence.
+func TestStore_LeaderReadsMatchDirectGets(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: true})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	signer, err := LoadOrCreateKey(filepath.Join(dir, "ledger.key"))
+	require.NoError(t, err)
+	ctx := context.Background()
+	st, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer})
+	require.NoError(t, err)
+
+	id := uuid.New()
+	subject := st.Subjects().Package(id.String())
+	meta := Meta{Store: "main", Actor: domain.Actor{ID: "a", Role: domain.RoleCashier}}
+	now := func() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
+	for i, evs := range [][]domain.Event{
+		{domain.PackageSold{PackageID: id, Price: domain.MustMoney("2.00")}},
+		{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}},
+		{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-2"}},
+	} {
+		_, err := st.Update(ctx, subject, meta, now, func([]domain.Envelope) (Change, error) {
+			return st.Subjects().PackageChange(id, evs), nil
+		})
+		require.NoError(t, err, "event %d", i)
+	}
+	// A message that is not the ledger's own, in the middle.
+	_, err = nc.Request(subject, []byte(`{"not":"an event"}`), 5*time.Second)
+	require.NoError(t, err)
+
+	direct, err := st.loadSubject(ctx, subject, st.loadFrom)
+	require.NoError(t, err)
+	leader, err := st.loadSubject(ctx, subject, st.leaderFrom)
+	require.NoError(t, err)
+	require.Len(t, direct.Events, 3)
+	require.Len(t, direct.Foreign, 1)
+	require.Equal(t, direct, leader)
+
+	none, err := st.loadSubject(ctx, st.Subjects().Receipt("R-NONE"), st.leaderFrom)
+	require.NoError(t, err)
+	require.Empty(t, none.Events)
+	require.Zero(t, none.LastSeq)
+}
+
+// TestStore_UnreadableClaimFailsTheLoad: a payment whose receipt claim
+// cannot be read (NATS went away mid-load) makes the load fail. Taken for
+// foreign, it would drop out of the history a write is decided on, and
+// that write would chain past it: the ledger's own payment cut off.
+func TestStore_UnreadableClaimFailsTheLoad(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: true})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	require.NoError(t, err)
+	signer, err := LoadOrCreateKey(filepath.Join(dir, "ledger.key"))
+	require.NoError(t, err)
+	ctx := context.Background()
+	st, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer})
+	require.NoError(t, err)
+	id := uuid.New()
+	subject := st.Subjects().Package(id.String())
+	meta := Meta{Store: "main", Actor: domain.Actor{ID: "a", Role: domain.RoleCashier}}
+	now := func() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
+	for _, evs := range [][]domain.Event{
+		{domain.PackageSold{PackageID: id, Price: domain.MustMoney("2.00")}},
+		{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}},
+	} {
+		_, err := st.Update(ctx, subject, meta, now, func([]domain.Envelope) (Change, error) {
+			return st.Subjects().PackageChange(id, evs), nil
+		})
+		require.NoError(t, err)
+	}
+	st2, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer}) // no claims cached
+	require.NoError(t, err)
+	closeAfter := func(ctx context.Context, subject string, start uint64) ([]rawRecord, uint64, uint64, error) {
+		recs, pending, last, err := st2.loadFrom(ctx, subject, start)
+		nc.Close()
+		return recs, pending, last, err
+	}
+	sub, err := st2.loadSubject(ctx, subject, closeAfter)
+	var unread *ClaimReadError
+	require.ErrorAs(t, err, &unread, "got %+v", sub)
+}
