@@ -83,6 +83,9 @@ func (p *proc) waitStderrCount(s string, n int) {
 		if strings.Count(p.stderr.String(), s) >= n {
 			return
 		}
+		if p.exited() {
+			p.t.Fatalf("packledger exited (%v) before its log held %d× %q\nstderr:\n%s", p.waitErr, n, s, p.stderr)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	p.t.Fatalf("the log never held %d× %q within %s\nstderr:\n%s", n, s, readyTimeout, p.stderr)
@@ -207,4 +210,22 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestUsers_SIGHUPRightAfterReady sends SIGHUP the moment the ready line
+// is read: a server that says it is ready must already treat SIGHUP as
+// "re-read the users file", not die of it (Go's default for SIGHUP). A
+// few starts, since the window is short.
+func TestUsers_SIGHUPRightAfterReady(t *testing.T) {
+	usersPath := filepath.Join(t.TempDir(), "users.json")
+	user := newFileUser(t, "hup-auditor-e", "auditor")
+	writeUsersFile(t, usersPath, user)
+	for i := 0; i < 3; i++ {
+		srv := startServer(t, t.TempDir(), "--users", usersPath)
+		srv.hup()
+		srv.waitStderrCount("users file reloaded", 1)
+		srv.requireRunning()
+		require.Equal(t, http.StatusOK, srv.statusAs(user.Token, http.MethodGet, "/v1/audit/verify", nil), "start %d: the file's user after the reload", i)
+		srv.Term()
+	}
 }
