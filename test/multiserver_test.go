@@ -214,14 +214,17 @@ func requireReadBack(t *testing.T, r *race, answered map[string]any) map[string]
 
 // TestMultiServer_OneLedger runs three `serve` processes on one external
 // JetStream (--nats, one key file, one users file, so a user is the same
-// user on all of them) and has clients spread over them race for the
-// same packages' last visits, the same receipt numbers and the same repair
-// orders, all at once. Each package's last visits go to exactly as many
-// advisors as there are visits, a receipt number pays once in the whole
-// ledger, a repair order deducts once; every answer to a write shows it,
-// and so does an immediate read on the server that took it; afterwards the
-// three servers converge on the same packages, accounts, liability report
-// and applied sequence, and each one's audit finds nothing.
+// user on all of them). Clients spread over them race, all at once, for
+// the same packages' last visits, the same receipt numbers and the same
+// repair orders, and one client sends one request with one Idempotency-Key
+// to all three. Each package's last visits go to exactly as many advisors
+// as there are visits, a receipt number pays once in the whole ledger, a
+// repair order deducts once, a repeated key is carried out once; every
+// answer to a write shows it, and so does an immediate read on the server
+// that took it. Afterwards the three servers converge on the same
+// packages, accounts, liability report and applied sequence, the log
+// itself holds exactly the events it must, and each server's audit finds
+// nothing.
 func TestMultiServer_OneLedger(t *testing.T) {
 	msRequests.Store(0)
 	ns := runPlainJetStream(t)
@@ -261,7 +264,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	// Packages of OIL4: 4 oil changes, 1632.00, 408.00 a visit. Sold,
 	// paid and partly used through the servers in turn, each step read back
 	// at once from the server that took it.
-	const customerLast, customerRO, customerReceipt = "C-MS-LAST", "C-MS-RO", "C-MS-RCPT"
+	const customerLast, customerRO, customerReceipt, customerKey = "C-MS-LAST", "C-MS-RO", "C-MS-RCPT", "C-MS-KEY"
 	sold := 0
 	sell := func(customer string) string {
 		t.Helper()
@@ -328,7 +331,12 @@ func TestMultiServer_OneLedger(t *testing.T) {
 		payFull(id)
 		roPkgs = append(roPkgs, id)
 	}
-	allPkgs := append(append(append([]string{}, lastPkgs...), rcptPkgs...), roPkgs...)
+	// Race 4's packages, for a payment: awaiting it.
+	var keyPkgs []string
+	for i := 0; i < 2; i++ {
+		keyPkgs = append(keyPkgs, sell(customerKey))
+	}
+	allPkgs := append(append(append(append([]string{}, lastPkgs...), rcptPkgs...), roPkgs...), keyPkgs...)
 	setupRequests := msRequests.Load()
 
 	// The races, all released at once.
@@ -371,6 +379,25 @@ func TestMultiServer_OneLedger(t *testing.T) {
 		}
 	}
 
+	// A client that sends one request to every server at once (as one
+	// failing over would): the same user, Idempotency-Key and body.
+	for g, id := range roPkgs {
+		for srv := 0; srv < 3; srv++ {
+			races = append(races, &race{kind: "key", group: g, srv: srv, user: advisors[(g+3)%len(advisors)], pkg: id,
+				path: "/v1/packages/" + id + "/redemptions",
+				body: map[string]any{"service": "oil_change", "repair_order": fmt.Sprintf("RO-MS-KEY-%d", g), "mileage": 40000},
+				key:  fmt.Sprintf("ms-key-red-%d", g)})
+		}
+	}
+	for g, id := range keyPkgs {
+		for srv := 0; srv < 3; srv++ {
+			races = append(races, &race{kind: "key", group: len(roPkgs) + g, srv: srv, user: cashiers[g%len(cashiers)], pkg: id,
+				path: "/v1/packages/" + id + "/payments",
+				body: map[string]any{"amount": "1632.00", "method": "cash", "receipt": fmt.Sprintf("MS-KEY-%d", g)},
+				key:  fmt.Sprintf("ms-key-pay-%d", g)})
+		}
+	}
+
 	// The servers' JetStream answers are visible to any client of this
 	// unauthenticated NATS on their reply inboxes: count the refusals
 	// (wrong last sequence: a conflict a server then decides again).
@@ -410,10 +437,68 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	wg.Wait()
 	raceTook := time.Since(raceStart)
 	require.NoError(t, nc.Flush())
+	for i := 0; i < 100; i++ {
+		if n, _, err := inbox.Pending(); err != nil || n == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	require.NoError(t, inbox.Unsubscribe())
 	refusedMu.Lock()
 	conflicts := fmt.Sprint(refused)
 	refusedMu.Unlock()
+	raceRequests := msRequests.Load() - setupRequests
+
+	// Convergence, polled right away: the three servers answer the same,
+	// at the stream's last sequence. The answers are judged below.
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, "LEDGER")
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	lastSeq := info.State.LastSeq
+
+	customers := []string{customerLast, customerReceipt, customerRO, customerKey}
+	convergeStart := time.Now()
+	var views []map[string]any
+	var differ string
+	deadline := time.Now().Add(readyTimeout)
+	polls := 0
+	for ; polls < 300 && time.Now().Before(deadline); polls++ {
+		views, differ = nil, ""
+		for i, s := range servers {
+			v, err := s.ledgerView(manager.Token, allPkgs, customers)
+			if err != nil {
+				differ = fmt.Sprintf("server %d: %v", i, err)
+				break
+			}
+			if h := objAt(v, "healthz"); fmt.Sprint(h["applied_seq"]) != fmt.Sprint(lastSeq) {
+				differ = fmt.Sprintf("server %d at applied_seq %v, the stream at %d", i, h["applied_seq"], lastSeq)
+				break
+			}
+			views = append(views, v)
+		}
+		if differ == "" {
+			for i := 1; i < len(views) && differ == ""; i++ {
+				if !reflect.DeepEqual(views[0], views[i]) {
+					differ = "server " + fmt.Sprint(i) + " differs from server 0: " + firstDifference(views[0], views[i])
+				}
+			}
+		}
+		if differ == "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Empty(t, differ, "the servers did not converge within %s (%d polls)", readyTimeout, polls)
+	convergeTook := time.Since(convergeStart)
+	info, err = stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, lastSeq, info.State.LastSeq, "nothing was written while the servers converged")
+
 	for _, r := range races {
 		require.NoError(t, r.ans.Err, "%s", r)
 	}
@@ -519,62 +604,74 @@ func TestMultiServer_OneLedger(t *testing.T) {
 		}
 		require.Equal(t, 1, created, "repair order group %d: exactly one 201 among %d requests", g, len(rs))
 	}
-	raceRequests := msRequests.Load() - setupRequests
-
-	// Convergence: the three servers answer the same, at the stream's
-	// last sequence.
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, "LEDGER")
-	require.NoError(t, err)
-	info, err := stream.Info(ctx)
-	require.NoError(t, err)
-	lastSeq := info.State.LastSeq
-
-	customers := []string{customerLast, customerReceipt, customerRO}
-	convergeStart := time.Now()
-	var views []map[string]any
-	var differ string
-	deadline := time.Now().Add(readyTimeout)
-	polls := 0
-	for ; polls < 300 && time.Now().Before(deadline); polls++ {
-		views, differ = nil, ""
-		for i, s := range servers {
-			v, err := s.ledgerView(manager.Token, allPkgs, customers)
-			if err != nil {
-				differ = fmt.Sprintf("server %d: %v", i, err)
-				break
-			}
-			if h := objAt(v, "healthz"); fmt.Sprint(h["applied_seq"]) != fmt.Sprint(lastSeq) {
-				differ = fmt.Sprintf("server %d at applied_seq %v, the stream at %d", i, h["applied_seq"], lastSeq)
-				break
-			}
-			views = append(views, v)
+	// Race 4: one request sent thrice is carried out once, and each
+	// server answers as the first did: 201 with the one redemption or
+	// payment.
+	keyID := map[int]string{}
+	for _, r := range races {
+		if r.kind != "key" {
+			continue
 		}
-		if differ == "" {
-			for i := 1; i < len(views) && differ == ""; i++ {
-				if !reflect.DeepEqual(views[0], views[i]) {
-					differ = "server " + fmt.Sprint(i) + " differs from server 0: " + firstDifference(views[0], views[i])
-				}
-			}
+		require.Equal(t, http.StatusCreated, r.ans.Status, "%s: a repeat of an Idempotency-Key answers as the first: %v", r, r.ans)
+		answered := obj(t, r.ans.Body, "package")
+		readBack := requireReadBack(t, r, answered)
+		var id string
+		if strings.HasSuffix(r.path, "/payments") {
+			id = str(t, obj(t, r.ans.Body, "payment"), "id")
+			require.Equal(t, []string{id}, idsOf(answered, "payments"), "%s: the write's answer shows the one payment", r)
+			require.Equal(t, []string{id}, idsOf(readBack, "payments"), "%s: the read right after it on the same server shows the one payment", r)
+			require.Equal(t, "active", str(t, readBack, "status"), "%s", r)
+		} else {
+			id = str(t, obj(t, r.ans.Body, "redemption"), "id")
+			requireShowsRedemption(t, r.String()+": the write's answer", answered, id)
+			requireShowsRedemption(t, r.String()+": the read right after it on the same server", readBack, id)
 		}
-		if differ == "" {
-			break
+		if keyID[r.group] == "" {
+			keyID[r.group] = id
 		}
-		time.Sleep(100 * time.Millisecond)
+		require.Equal(t, keyID[r.group], id, "%s: every answer names the first one", r)
 	}
-	require.Empty(t, differ, "the servers did not converge within %s (%d polls)", readyTimeout, polls)
-	convergeTook := time.Since(convergeStart)
-	info, err = stream.Info(ctx)
-	require.NoError(t, err)
-	require.Equal(t, lastSeq, info.State.LastSeq, "nothing was written while the servers converged")
 	view := views[0]
 	health := objAt(view, "healthz")
 	require.Equal(t, "ok", health["status"], "healthz: %v", health)
 	require.Equal(t, true, health["caught_up"], "healthz: %v", health)
 	require.Empty(t, health["findings"], "healthz: no foreign events")
+
+	// The log itself, read apart from any server: each package's subject
+	// holds the events it must, each receipt number one claim.
+	winsOf := map[string]int{}
+	for _, w := range receiptWinner {
+		winsOf[w.pkg]++
+	}
+	wantEvents := map[string]int{}
+	for _, id := range lastPkgs {
+		wantEvents[id] = 3 + 4 // sold, paid, activated; four visits
+	}
+	for _, id := range rcptPkgs {
+		wantEvents[id] = 1 + winsOf[id] // sold; the race's payments it won
+	}
+	for _, id := range roPkgs {
+		wantEvents[id] = 3 + 3
+	}
+	for _, id := range keyPkgs {
+		wantEvents[id] = 3
+	}
+	subjInfo, err := stream.Info(ctx, jetstream.WithSubjectFilter("ledger.demo.>"))
+	require.NoError(t, err)
+	var total uint64
+	receipts := 0
+	for subj, n := range subjInfo.State.Subjects {
+		total += n
+		if strings.HasPrefix(subj, "ledger.demo.receipts.") {
+			receipts++
+			require.Equal(t, uint64(1), n, "%s: a receipt number is claimed once", subj)
+		}
+	}
+	require.Equal(t, lastSeq, total, "every message is on a ledger subject")
+	require.Equal(t, len(lastPkgs)+len(roPkgs)+receiptRounds+len(keyPkgs), receipts, "one claim per payment recorded")
+	for id, want := range wantEvents {
+		require.Equal(t, uint64(want), subjInfo.State.Subjects["ledger.demo.packages."+id], "package %s's events on the log", id)
+	}
 
 	// What the converged ledger holds: race 1's packages used up with
 	// exactly the winners' redemptions.
@@ -616,12 +713,19 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	for _, id := range rcptPkgs {
 		require.Equal(t, "awaiting_payment", str(t, pkgView(id), "status"), "package %s", id)
 	}
-	// Race 3: two redemptions per package, one per repair order.
+	// Races 3 and 4: three redemptions per package, one per repair order;
+	// one payment per package of race 4.
 	for g, id := range roPkgs {
 		p := pkgView(id)
-		require.Equal(t, sortedCopy([]string{sameRID[2*g], sameRID[2*g+1]}), idsOf(p, "redemptions"), "package %s: one redemption per repair order", id)
-		require.Equal(t, 2, num(t, obj(t, p, "remaining"), "oil_change"), "package %s", id)
-		require.Equal(t, "816.00", str(t, p, "liability"), "package %s", id)
+		require.Equal(t, sortedCopy([]string{sameRID[2*g], sameRID[2*g+1], keyID[g]}), idsOf(p, "redemptions"), "package %s: one redemption per repair order", id)
+		require.Equal(t, 1, num(t, obj(t, p, "remaining"), "oil_change"), "package %s", id)
+		require.Equal(t, "408.00", str(t, p, "liability"), "package %s", id)
+	}
+	for g, id := range keyPkgs {
+		p := pkgView(id)
+		require.Equal(t, []string{keyID[len(roPkgs)+g]}, idsOf(p, "payments"), "package %s: one payment", id)
+		require.Equal(t, "active", str(t, p, "status"), "package %s", id)
+		require.Equal(t, "1632.00", str(t, p, "paid"), "package %s", id)
 	}
 
 	// The money adds up: each package's invariant, each account, and the
