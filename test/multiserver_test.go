@@ -138,7 +138,11 @@ func (r *race) send(servers []*proc) {
 		time.Sleep(time.Duration(try*20) * time.Millisecond)
 	}
 	if r.ans.Err == nil && r.ans.Status/100 == 2 {
-		r.after = p.call(r.user.Token, http.MethodGet, "/v1/packages/"+r.pkg, nil)
+		pkg := r.pkg
+		if pkg == "" { // a sale: the answer is the package
+			pkg = strAt(r.ans.Body, "id")
+		}
+		r.after = p.call(r.user.Token, http.MethodGet, "/v1/packages/"+pkg, nil)
 	}
 }
 
@@ -264,7 +268,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	// Packages of OIL4: 4 oil changes, 1632.00, 408.00 a visit. Sold,
 	// paid and partly used through the servers in turn, each step read back
 	// at once from the server that took it.
-	const customerLast, customerRO, customerReceipt, customerKey = "C-MS-LAST", "C-MS-RO", "C-MS-RCPT", "C-MS-KEY"
+	const customerLast, customerRO, customerReceipt, customerKey, customerSale = "C-MS-LAST", "C-MS-RO", "C-MS-RCPT", "C-MS-KEY", "C-MS-SALE"
 	sold := 0
 	sell := func(customer string) string {
 		t.Helper()
@@ -389,6 +393,16 @@ func TestMultiServer_OneLedger(t *testing.T) {
 				key:  fmt.Sprintf("ms-key-red-%d", g)})
 		}
 	}
+	saleGroup := len(roPkgs) + len(keyPkgs)
+	for srv := 0; srv < 3; srv++ {
+		races = append(races, &race{kind: "key", group: saleGroup, srv: srv, user: advisors[5], path: "/v1/packages",
+			body: map[string]any{
+				"plan":     "OIL4",
+				"customer": map[string]any{"id": customerSale, "name": "Customer " + customerSale, "phone": "13600136000"},
+				"vehicle":  map[string]any{"vin": vin(t, "LSVAU218", "S0000001"), "plate": "沪S00001", "model": "Passat"},
+			},
+			key: "ms-key-sale"})
+	}
 	for g, id := range keyPkgs {
 		for srv := 0; srv < 3; srv++ {
 			races = append(races, &race{kind: "key", group: len(roPkgs) + g, srv: srv, user: cashiers[g%len(cashiers)], pkg: id,
@@ -448,6 +462,20 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	conflicts := fmt.Sprint(refused)
 	refusedMu.Unlock()
 	raceRequests := msRequests.Load() - setupRequests
+	// The sale sent to every server makes one package: its id, from the
+	// answers, for the convergence to read.
+	var salePkg string
+	for _, r := range races {
+		if r.kind == "key" && r.group == saleGroup {
+			require.NoError(t, r.ans.Err, "%s", r)
+			require.Equal(t, http.StatusCreated, r.ans.Status, "%s: a repeat of an Idempotency-Key answers as the first: %v", r, r.ans)
+			if salePkg == "" {
+				salePkg = str(t, r.ans.Body, "id")
+			}
+			require.Equal(t, salePkg, str(t, r.ans.Body, "id"), "%s: one sale sent to every server is one package", r)
+		}
+	}
+	allPkgs = append(allPkgs, salePkg)
 
 	// Convergence, polled right away: the three servers answer the same,
 	// at the stream's last sequence. The answers are judged below.
@@ -461,7 +489,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	require.NoError(t, err)
 	lastSeq := info.State.LastSeq
 
-	customers := []string{customerLast, customerReceipt, customerRO, customerKey}
+	customers := []string{customerLast, customerReceipt, customerRO, customerKey, customerSale}
 	convergeStart := time.Now()
 	var views []map[string]any
 	var differ string
@@ -613,9 +641,20 @@ func TestMultiServer_OneLedger(t *testing.T) {
 			continue
 		}
 		require.Equal(t, http.StatusCreated, r.ans.Status, "%s: a repeat of an Idempotency-Key answers as the first: %v", r, r.ans)
+		var id string
+		if r.path == "/v1/packages" {
+			id = str(t, r.ans.Body, "id")
+			readBack := requireReadBack(t, r, r.ans.Body)
+			require.Equal(t, id, str(t, readBack, "id"), "%s", r)
+			require.Equal(t, "awaiting_payment", str(t, readBack, "status"), "%s", r)
+			if keyID[r.group] == "" {
+				keyID[r.group] = id
+			}
+			require.Equal(t, keyID[r.group], id, "%s: every answer names the first one", r)
+			continue
+		}
 		answered := obj(t, r.ans.Body, "package")
 		readBack := requireReadBack(t, r, answered)
-		var id string
 		if strings.HasSuffix(r.path, "/payments") {
 			id = str(t, obj(t, r.ans.Body, "payment"), "id")
 			require.Equal(t, []string{id}, idsOf(answered, "payments"), "%s: the write's answer shows the one payment", r)
@@ -656,6 +695,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	for _, id := range keyPkgs {
 		wantEvents[id] = 3
 	}
+	wantEvents[salePkg] = 1
 	subjInfo, err := stream.Info(ctx, jetstream.WithSubjectFilter("ledger.demo.>"))
 	require.NoError(t, err)
 	var total uint64
