@@ -107,8 +107,8 @@ func (p *proc) mustCall(want int, token, method, path string, body any, headers 
 // what came back, with the package as an immediate GET on the same server
 // showed it after a write was answered.
 type race struct {
-	kind  string // "last", "receipt", "same-ro"
-	group int    // the package (last, same-ro) or round (receipt) raced for
+	kind  string // "last", "receipt", "same-ro", "key"
+	group int    // what is raced for: a package, a receipt round, a repair order or a key
 	srv   int
 	user  fileUser
 	pkg   string
