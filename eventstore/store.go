@@ -555,6 +555,11 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 		n += c
 	}
 	if n > 0 {
+		// Another server sharing the stream may have written the ledger's
+		// first event between the two looks: then it reads now.
+		if seq, err := s.lastRaw(ctx, s.subjects.All()); err == nil {
+			return seq, nil
+		}
 		return 0, fmt.Errorf("the stream holds %d messages of dealer %s but its last one cannot be read", n, s.subjects.Dealer)
 	}
 	return 0, nil

@@ -112,13 +112,29 @@ type proc struct {
 
 	done    chan struct{} // closed when the process has exited and its output is read
 	waitErr error         // cmd.Wait's result, valid once done is closed
+
+	ready   chan readyLine    // the ready line, once printed
+	tokMu   sync.Mutex        // guards tokens0
+	tokens0 map[string]string // the export lines read so far
 }
+
+// readyLine is what the ready line says.
+type readyLine struct{ http, nats string }
 
 // startServer runs the real binary on dataDir with a fresh HTTP port, a
 // fresh NATS port and fresh demo tokens, in its own process group, and
 // returns once it has printed its ready line. The process is killed when
 // the test ends if it is still running.
 func startServer(t *testing.T, dataDir string, extra ...string) *proc {
+	t.Helper()
+	p := spawnServer(t, dataDir, extra...)
+	p.awaitReady()
+	return p
+}
+
+// spawnServer is startServer without the wait for the ready line, so
+// that several servers can start at once; awaitReady waits.
+func spawnServer(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--demo", "--data", dataDir,
 		"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)
@@ -130,6 +146,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 		stdout: &lockedBuffer{}, stderr: &lockedBuffer{},
 		client: &http.Client{Timeout: httpTimeout},
 		done:   make(chan struct{}),
+		ready:  make(chan readyLine, 1), tokens0: map[string]string{},
 	}
 	cmd.Stderr = p.stderr
 	pr, pw, err := os.Pipe()
@@ -138,11 +155,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 	require.NoError(t, cmd.Start(), "start %s", binPath)
 	pw.Close() // the child holds its own copy
 
-	type readyLine struct{ http, nats string }
-	ready := make(chan readyLine, 1)
 	readDone := make(chan struct{})
-	var tokMu sync.Mutex
-	tokens := map[string]string{}
 	go func() {
 		defer close(readDone)
 		sc := bufio.NewScanner(pr)
@@ -153,9 +166,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 			_, _ = p.stdout.Write([]byte(line + "\n"))
 			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok {
 				if k, v, ok := strings.Cut(rest, "="); ok {
-					tokMu.Lock()
-					tokens[k] = v
-					tokMu.Unlock()
+					p.tokMu.Lock()
+					p.tokens0[k] = v
+					p.tokMu.Unlock()
 				}
 				continue
 			}
@@ -169,7 +182,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 						rl.nats = v
 					}
 				}
-				ready <- rl
+				p.ready <- rl
 				sent = true
 			}
 		}
@@ -184,9 +197,16 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() { p.kill() })
+	return p
+}
 
+// awaitReady waits for the ready line and reads the demo tokens printed
+// before it.
+func (p *proc) awaitReady() {
+	t := p.t
+	t.Helper()
 	select {
-	case rl := <-ready:
+	case rl := <-p.ready:
 		p.HTTP, p.NATS = rl.http, rl.nats
 	case <-p.done:
 		t.Fatalf("packledger exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", p.waitErr, p.stdout, p.stderr)
@@ -194,17 +214,16 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 		p.kill()
 		t.Fatalf("packledger printed no ready line within %s\nstdout:\n%s\nstderr:\n%s", readyTimeout, p.stdout, p.stderr)
 	}
-	tokMu.Lock()
-	for k, v := range tokens {
+	p.tokMu.Lock()
+	for k, v := range p.tokens0 {
 		p.Tokens[k] = v
 	}
-	tokMu.Unlock()
+	p.tokMu.Unlock()
 	require.True(t, strings.HasPrefix(p.HTTP, "http://127.0.0.1:"), "ready line's http= %q", p.HTTP)
 	require.True(t, strings.HasPrefix(p.NATS, "nats://127.0.0.1:"), "ready line's nats= %q", p.NATS)
 	for _, role := range []string{"MANAGER", "ADVISOR", "CASHIER", "AUDITOR"} {
 		require.NotEmpty(t, p.Tokens[role], "no `export %s=` line before ready; stdout:\n%s", role, p.stdout)
 	}
-	return p
 }
 
 // exited reports whether the process has exited.

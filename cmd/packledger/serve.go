@@ -63,6 +63,14 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// Catch SIGHUP before anything else: Go's default for it is to exit,
+	// and a reload asked for while the server starts (or the moment it
+	// prints its ready line) must not kill it. One pending SIGHUP is kept
+	// and re-reads the users file once the server runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	fs, c := serveFlags(stderr)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -180,10 +188,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer close(sweepDone)
 		sw.run(sweepCtx, c.sweepEvery)
 	}()
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	for {
 		select {
