@@ -36,7 +36,13 @@ type testAPI struct {
 
 func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
-	store, nc := eventstoretest.OpenStore(t, "demo")
+	return newTestAPISync(t, true)
+}
+
+// newTestAPISync is newTestAPI with the server's fsync on or off.
+func newTestAPISync(t testing.TB, syncAlways bool) *testAPI {
+	t.Helper()
+	store, nc := eventstoretest.OpenStoreSync(t, "demo", syncAlways)
 	tz, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

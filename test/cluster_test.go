@@ -228,6 +228,19 @@ func waitReplicasCurrent(t *testing.T, w *watcher, c *natsCluster, since time.Ti
 	return 0
 }
 
+// waitNewLeader polls until the stream has a leader other than old and
+// says how long after the kill that was; -1 if not before deadline.
+func (w *watcher) waitNewLeader(old string, deadline time.Time) time.Duration {
+	start := time.Now()
+	for time.Now().Before(deadline) {
+		if info := w.info("LEDGER"); info != nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != old {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return -1
+}
+
 // streamLeader waits for the stream to have a leader and names it.
 func streamLeader(t *testing.T, w *watcher) string {
 	t.Helper()
@@ -329,12 +342,15 @@ func TestCluster_LeaderKilled(t *testing.T) {
 	leader := streamLeader(t, w)
 	killAt := time.Now()
 	c.Node(leader).Kill()
+	elected := make(chan time.Duration, 1)
+	go func() { elected <- w.waitNewLeader(leader, killAt.Add(crashResumeBound)) }()
 	crash := load.waitResumed(killAt, crashResumeBound, "after SIGKILL of the leader")
+	election := <-elected
 	time.Sleep(2 * time.Second)
 	newLeader := streamLeader(t, w)
 	require.NotEqual(t, leader, newLeader)
-	t.Logf("SIGKILL of leader %s: writes resumed after %v on %s; writes/s: %.0f before, %.0f over the 10 s after the kill, %.0f after resuming",
-		leader, crash.Round(time.Millisecond), newLeader, load.rate(killAt.Add(-3*time.Second), killAt),
+	t.Logf("SIGKILL of leader %s: %s elected after %v, writes resumed after %v; writes/s: %.0f before, %.0f over the 10 s after the kill, %.0f after resuming",
+		leader, newLeader, election.Round(time.Millisecond), crash.Round(time.Millisecond), load.rate(killAt.Add(-3*time.Second), killAt),
 		load.rate(killAt, killAt.Add(10*time.Second)), load.rate(killAt.Add(crash), killAt.Add(crash+2*time.Second)))
 	require.LessOrEqual(t, crash, crashResumeBound, "writes resume after a crash of the leader")
 

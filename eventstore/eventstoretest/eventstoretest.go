@@ -24,7 +24,15 @@ func RunServer(tb testing.TB) (*eventstore.Server, *nats.Conn) {
 // RunServerIn is RunServer on a given store dir, to restart on old data.
 func RunServerIn(tb testing.TB, dir string) (*eventstore.Server, *nats.Conn) {
 	tb.Helper()
-	srv, err := eventstore.StartServer(eventstore.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir, SyncAlways: true})
+	return RunServerSync(tb, dir, true)
+}
+
+// RunServerSync is RunServerIn with fsync before each acknowledgement on
+// (the program's default) or off (JetStream's own lazy default), for
+// measuring what durability costs.
+func RunServerSync(tb testing.TB, dir string, syncAlways bool) (*eventstore.Server, *nats.Conn) {
+	tb.Helper()
+	srv, err := eventstore.StartServer(eventstore.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir, SyncAlways: syncAlways})
 	if err != nil {
 		tb.Fatalf("start nats: %v", err)
 	}
@@ -44,7 +52,13 @@ func RunServerIn(tb testing.TB, dir string) (*eventstore.Server, *nats.Conn) {
 // with a fresh signing key.
 func OpenStore(tb testing.TB, dealer string) (*eventstore.Store, *nats.Conn) {
 	tb.Helper()
-	_, nc := RunServer(tb)
+	return OpenStoreSync(tb, dealer, true)
+}
+
+// OpenStoreSync is OpenStore with fsync on or off (see RunServerSync).
+func OpenStoreSync(tb testing.TB, dealer string, syncAlways bool) (*eventstore.Store, *nats.Conn) {
+	tb.Helper()
+	_, nc := RunServerSync(tb, tb.TempDir(), syncAlways)
 	return Open(tb, nc, dealer, NewSigner(tb)), nc
 }
 
