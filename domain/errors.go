@@ -47,8 +47,9 @@ const (
 
 	// Ours, not the caller's.
 	CodeUnavailable = "unavailable" // 503: the event store did not confirm, or the read models are behind
-	// CodeUnreachable: NATS cannot be reached at all, so nothing was
-	// written; a retry with the same Idempotency-Key is always safe.
+	// CodeUnreachable: NATS cannot be reached, or no JetStream server
+	// took the write (a stream without a leader), so this attempt wrote
+	// nothing; a retry with the same Idempotency-Key is always safe.
 	CodeUnreachable = "ledger_unreachable" // 503
 	CodeInternal    = "internal"           // 500
 )

@@ -24,7 +24,7 @@ type Chains struct {
 	// stream order; lookup answers for claims not met (a single subject
 	// read on its own).
 	claimed map[uuid.UUID]bool
-	lookup  func(receipt string, payment uuid.UUID) (bool, error)
+	lookup  func(receipt string, payment uuid.UUID, seq uint64) (bool, error)
 }
 
 // ClaimReadError says a payment's receipt claim could not be read: the
@@ -42,8 +42,10 @@ func (e *ClaimReadError) Error() string {
 func (e *ClaimReadError) Unwrap() error { return e.Err }
 
 // LookupClaims lets a chain read on its own subject find a payment's
-// receipt claim elsewhere.
-func (c *Chains) LookupClaims(f func(receipt string, payment uuid.UUID) (bool, error)) { c.lookup = f }
+// receipt claim elsewhere; seq is the payment's stream sequence.
+func (c *Chains) LookupClaims(f func(receipt string, payment uuid.UUID, seq uint64) (bool, error)) {
+	c.lookup = f
+}
 
 // TrustAnchors makes the first event seen on each subject start its chain
 // whatever previous hash it names: for an export of a time range, whose
@@ -84,7 +86,7 @@ func (c *Chains) Check(env domain.Envelope) error {
 		ok := c.claimed[e.PaymentID]
 		if !ok && c.lookup != nil {
 			var err error
-			if ok, err = c.lookup(e.Receipt, e.PaymentID); err != nil {
+			if ok, err = c.lookup(e.Receipt, e.PaymentID, env.Seq); err != nil {
 				return &ClaimReadError{Payment: e.PaymentID, Err: err}
 			}
 		}

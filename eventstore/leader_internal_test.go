@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/packledger/packledger/domain"
@@ -101,4 +102,56 @@ func TestStore_UnreadableClaimFailsTheLoad(t *testing.T) {
 	sub, err := st2.loadSubject(ctx, subject, closeAfter)
 	var unread *ClaimReadError
 	require.ErrorAs(t, err, &unread, "got %+v", sub)
+}
+
+// TestStore_StatusHeaderOnAStoredMessage: a foreign message that carries
+// a "Status" header of its own is a stored message like any other. Taken
+// for the server's status it would end every read of its subject early
+// (404) or make the subject unreadable (408), blocking the package's
+// writes for good.
+func TestStore_StatusHeaderOnAStoredMessage(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: true})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	signer, err := LoadOrCreateKey(filepath.Join(dir, "ledger.key"))
+	require.NoError(t, err)
+	ctx := context.Background()
+	st, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer})
+	require.NoError(t, err)
+	id := uuid.New()
+	subject := st.Subjects().Package(id.String())
+	meta := Meta{Store: "main", Actor: domain.Actor{ID: "a", Role: domain.RoleCashier}}
+	now := func() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
+	update := func(evs ...domain.Event) {
+		t.Helper()
+		_, err := st.Update(ctx, subject, meta, now, func([]domain.Envelope) (Change, error) {
+			return st.Subjects().PackageChange(id, evs), nil
+		})
+		require.NoError(t, err)
+	}
+	update(domain.PackageSold{PackageID: id, Price: domain.MustMoney("3.00")})
+	update(domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"})
+	for _, f := range []struct{ subject, status string }{
+		{subject, "404"}, {st.Subjects().Receipt("R-1"), "408"}, {subject, "204"},
+	} {
+		m := nats.NewMsg(f.subject)
+		m.Header.Set("Status", f.status)
+		m.Data = []byte("{}")
+		_, err := nc.RequestMsg(m, 5*time.Second)
+		require.NoError(t, err)
+	}
+	st2, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer}) // nothing cached
+	require.NoError(t, err)
+	sub, err := st2.LoadSubject(ctx, subject)
+	require.NoError(t, err)
+	require.Len(t, sub.Events, 2, "both events read past the foreign 404")
+	require.Len(t, sub.Foreign, 2)
+	update(domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-2"})
+	hist, err := st2.Load(ctx, subject)
+	require.NoError(t, err)
+	require.Len(t, hist, 3, "a write after them chains on")
 }

@@ -56,7 +56,7 @@ func ReplicaCopy(storeDir, stream, scratch string) (string, error) {
 	dst := filepath.Join(out, "jetstream", globalAccount, "streams", stream)
 	if err := copyStreamFiles(src, dst); err != nil {
 		os.RemoveAll(out)
-		return "", err
+		return "", fmt.Errorf("replica copy of %s: %w", src, err)
 	}
 	cfg["num_replicas"] = json.RawMessage("1")
 	meta, err = json.Marshal(cfg)

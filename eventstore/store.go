@@ -193,6 +193,55 @@ func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error
 	return s.loadSubject(ctx, subject, s.loadFrom)
 }
 
+// claimValid tells whether the payment stored at seq has the valid claim
+// of its receipt number. Direct gets may be answered by any replica of a
+// clustered stream, and a follower may lack a claim its leader stored a
+// moment ago though the replica that answered for the payment's own
+// subject had it. No expected sequence guards this read, and a payment
+// wrongly called foreign drops out of the history its package's next
+// write is decided on, which then chains past it. So an absence is never
+// trusted on its own: the claim is looked for again on the leader, and
+// if it is still not found, the message just before the payment, where
+// the write that stored it puts its claim in the same atomic batch, must
+// show that it is not there.
+func (s *Store) claimValid(ctx context.Context, receipt string, payment uuid.UUID, seq uint64) (bool, error) {
+	if _, ok := s.claims.Load(payment); ok {
+		return true, nil
+	}
+	subject := s.subjects.Receipt(receipt)
+	var rs Subject
+	for _, read := range []fetchFunc{s.loadFrom, s.leaderFrom} {
+		var err error
+		if rs, err = s.loadSubject(ctx, subject, read); err != nil {
+			return false, err
+		}
+		for _, e := range rs.Events {
+			if c, ok := e.Event.(domain.ReceiptClaimed); ok && c.PaymentID == payment {
+				s.claims.Store(payment, struct{}{})
+				return true, nil
+			}
+		}
+	}
+	if seq < 2 || rs.LastSeq >= seq-1 {
+		// The leader's read reached past where the claim would be: it
+		// is not there, or not valid (a captured batch republished over
+		// a receipt already used).
+		return false, nil
+	}
+	before, found, err := s.leaderGet(ctx, directGetRequest{Seq: seq - 1})
+	if err != nil {
+		return false, err
+	}
+	if !found {
+		// The stream denies delete: a replica without it is behind.
+		return false, fmt.Errorf("seq %d, before payment %s, is not there yet", seq-1, payment)
+	}
+	if c, ok := before.env.Event.(domain.ReceiptClaimed); ok && before.err == nil && before.subject == subject && c.PaymentID == payment {
+		return false, fmt.Errorf("the claim of receipt %s at seq %d is stored but not yet readable on its subject", receipt, seq-1)
+	}
+	return false, nil
+}
+
 // fetchFunc reads a subject's messages from start on: some records, how
 // many are still pending after them, and the last sequence read.
 type fetchFunc func(ctx context.Context, subject string, start uint64) (recs []rawRecord, pending, last uint64, err error)
@@ -200,30 +249,8 @@ type fetchFunc func(ctx context.Context, subject string, start uint64) (recs []r
 func (s *Store) loadSubject(ctx context.Context, subject string, fetch fetchFunc) (Subject, error) {
 	var out Subject
 	chains := NewChains(s.ring)
-	chains.LookupClaims(func(receipt string, payment uuid.UUID) (bool, error) {
-		if _, ok := s.claims.Load(payment); ok {
-			return true, nil
-		}
-		// Direct gets may be answered by any replica of a clustered
-		// stream, and a follower may not have a claim its leader stored a
-		// moment ago, though the replica that answered for this subject
-		// had the payment that came after it. A payment is the ledger's
-		// own only with its claim, and no expected sequence guards this
-		// read, so a claim not found is looked for again on the leader
-		// before the payment is called foreign.
-		for _, read := range []fetchFunc{s.loadFrom, s.leaderFrom} {
-			rs, err := s.loadSubject(ctx, s.subjects.Receipt(receipt), read)
-			if err != nil {
-				return false, err
-			}
-			for _, e := range rs.Events {
-				if c, ok := e.Event.(domain.ReceiptClaimed); ok && c.PaymentID == payment {
-					s.claims.Store(payment, struct{}{})
-					return true, nil
-				}
-			}
-		}
-		return false, nil
+	chains.LookupClaims(func(receipt string, payment uuid.UUID, seq uint64) (bool, error) {
+		return s.claimValid(ctx, receipt, payment, seq)
 	})
 	start := uint64(1)
 	for {
@@ -256,13 +283,16 @@ func (s *Store) loadSubject(ctx context.Context, subject string, fetch fetchFunc
 	}
 }
 
+// apiError is the error JetStream's API answers carry.
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
 // msgGetResponse is JetStream's answer to a stream message get.
 type msgGetResponse struct {
-	Error *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error,omitempty"`
+	Error   *apiError `json:"error,omitempty"`
 	Message *struct {
 		Subject string `json:"subject"`
 		Seq     uint64 `json:"seq"`
@@ -274,50 +304,68 @@ type msgGetResponse struct {
 // errCodeNoMessage is JetStream's "message not found".
 const errCodeNoMessage = 10037
 
-// leaderFrom is loadFrom read through the stream's leader, one message a
-// request: JetStream answers a message get only from the leader, so what
-// it returns is what the stream holds, not what a follower has applied.
-func (s *Store) leaderFrom(ctx context.Context, subject string, start uint64) ([]rawRecord, uint64, uint64, error) {
+// leaderGet reads one message through the stream's leader: by sequence,
+// the next on a subject from a sequence, or the last on a subject.
+// JetStream answers a message get only from the leader, so what it returns
+// is what the stream holds, where a direct get may be answered by a
+// follower that has not yet applied the latest writes. found is false
+// when there is no such message.
+func (s *Store) leaderGet(ctx context.Context, req directGetRequest) (rec rawRecord, found bool, err error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	req, _ := json.Marshal(directGetRequest{Seq: start, NextFor: subject})
-	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.stream, req)
+	body, _ := json.Marshal(req)
+	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.stream, body)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("load %s from the leader: %w", subject, err)
+		return rawRecord{}, false, err
 	}
 	var r msgGetResponse
 	if err := json.Unmarshal(reply.Data, &r); err != nil {
-		return nil, 0, 0, fmt.Errorf("load %s from the leader: %w", subject, err)
+		return rawRecord{}, false, err
 	}
 	switch {
 	case r.Error != nil && r.Error.ErrCode == errCodeNoMessage:
-		return nil, 0, 0, nil
+		return rawRecord{}, false, nil
 	case r.Error != nil:
-		return nil, 0, 0, fmt.Errorf("load %s from the leader: %s", subject, r.Error.Description)
+		return rawRecord{}, false, errors.New(r.Error.Description)
 	case r.Message == nil:
-		return nil, 0, 0, fmt.Errorf("load %s from the leader: empty answer", subject)
+		return rawRecord{}, false, errors.New("empty answer")
 	}
 	h := nats.Header{}
 	if len(r.Message.Header) > 0 {
 		if h, err = nats.DecodeHeadersMsg(r.Message.Header); err != nil {
-			return nil, 0, 0, fmt.Errorf("load %s from the leader: headers: %w", subject, err)
+			return rawRecord{}, false, fmt.Errorf("headers: %w", err)
 		}
 	}
 	env, derr := Decode(r.Message.Subject, r.Message.Seq, h, r.Message.Data)
+	return rawRecord{seq: r.Message.Seq, subject: r.Message.Subject, env: env, err: derr}, true, nil
+}
+
+// leaderFrom is loadFrom read through the stream's leader, one message a
+// request.
+func (s *Store) leaderFrom(ctx context.Context, subject string, start uint64) ([]rawRecord, uint64, uint64, error) {
+	rec, found, err := s.leaderGet(ctx, directGetRequest{Seq: start, NextFor: subject})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s from the leader: %w", subject, err)
+	}
+	if !found {
+		return nil, 0, 0, nil
+	}
 	// Whether more follow is known only by asking: say one may.
-	return []rawRecord{{seq: r.Message.Seq, env: env, err: derr}}, 1, r.Message.Seq, nil
+	return []rawRecord{rec}, 1, rec.seq, nil
 }
 
 // rawRecord is one message read and decoded, or why it could not be.
 type rawRecord struct {
-	seq uint64
-	env domain.Envelope
-	err error
+	seq     uint64
+	subject string
+	env     domain.Envelope
+	err     error
 }
 
 type directGetRequest struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	NextFor string `json:"next_by_subj,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
 }
 
@@ -345,7 +393,15 @@ func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (rec
 		case <-ctx.Done():
 			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, ctx.Err())
 		}
-		switch msg.Header.Get("Status") {
+		// A stored message comes with the server's Nats-Sequence, added
+		// after whatever headers its publisher wrote; only a reply without
+		// one is the server's own status. Otherwise a foreign message
+		// carrying "Status: 404" would end every read of its subject.
+		status := ""
+		if len(msg.Header.Values("Nats-Sequence")) == 0 {
+			status = msg.Header.Get("Status")
+		}
+		switch status {
 		case "":
 		case "404":
 			return recs, 0, 0, nil // nothing (more) on the subject
@@ -361,29 +417,37 @@ func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (rec
 		default:
 			return nil, 0, 0, fmt.Errorf("load %s: status %s %s", subject, msg.Header.Get("Status"), msg.Header.Get("Description"))
 		}
-		seq, err := seqHeader(msg.Header, "Nats-Sequence")
+		seq, err := strconv.ParseUint(lastHeader(msg.Header, "Nats-Sequence"), 10, 64)
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, err)
+			return nil, 0, 0, fmt.Errorf("load %s: Nats-Sequence: %w", subject, err)
 		}
-		env, derr := Decode(msg.Header.Get("Nats-Subject"), seq, msg.Header, msg.Data)
-		recs = append(recs, rawRecord{seq: seq, env: env, err: derr})
+		stored := lastHeader(msg.Header, "Nats-Subject")
+		env, derr := Decode(stored, seq, msg.Header, msg.Data)
+		recs = append(recs, rawRecord{seq: seq, subject: stored, env: env, err: derr})
 	}
 }
 
-// Get returns the event stored at a stream sequence.
-func (s *Store) Get(ctx context.Context, seq uint64) (domain.Envelope, error) {
-	st, err := s.js.Stream(ctx, s.stream)
-	if err != nil {
-		return domain.Envelope{}, fmt.Errorf("stream: %w", err)
+// lastHeader is a header's last value: the server's, where a publisher
+// may have written the same name before it.
+func lastHeader(h nats.Header, key string) string {
+	vs := h.Values(key)
+	if len(vs) == 0 {
+		return ""
 	}
-	m, err := st.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	return vs[len(vs)-1]
+}
+
+// Get returns the event stored at a stream sequence, as the stream's
+// leader has it.
+func (s *Store) Get(ctx context.Context, seq uint64) (domain.Envelope, error) {
+	rec, found, err := s.leaderGet(ctx, directGetRequest{Seq: seq})
+	switch {
+	case err != nil:
+		return domain.Envelope{}, fmt.Errorf("get seq %d: %w", seq, err)
+	case !found:
 		return domain.Envelope{}, ErrNotFound
 	}
-	if err != nil {
-		return domain.Envelope{}, fmt.Errorf("get seq %d: %w", seq, err)
-	}
-	return Decode(m.Subject, m.Sequence, m.Header, m.Data)
+	return rec.env, rec.err
 }
 
 // Outgoing is one message to append.
@@ -444,16 +508,12 @@ func (s *Store) Append(ctx context.Context, msgs []Outgoing) ([]uint64, error) {
 }
 
 type pubAckResponse struct {
-	Error *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error,omitempty"`
-	Stream    string `json:"stream"`
-	Seq       uint64 `json:"seq"`
-	Duplicate bool   `json:"duplicate,omitempty"`
-	BatchID   string `json:"batch,omitempty"`
-	Count     int    `json:"count,omitempty"`
+	Error     *apiError `json:"error,omitempty"`
+	Stream    string    `json:"stream"`
+	Seq       uint64    `json:"seq"`
+	Duplicate bool      `json:"duplicate,omitempty"`
+	BatchID   string    `json:"batch,omitempty"`
+	Count     int       `json:"count,omitempty"`
 }
 
 // JetStream's error codes that mean "the subject moved": the plain and
@@ -557,10 +617,11 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 	if n > 0 {
 		// Another server sharing the stream may have written the ledger's
 		// first event between the two looks: then it reads now.
-		if seq, err := s.lastRaw(ctx, s.subjects.All()); err == nil {
+		seq, err := s.lastRaw(ctx, s.subjects.All())
+		if err == nil {
 			return seq, nil
 		}
-		return 0, fmt.Errorf("the stream holds %d messages of dealer %s but its last one cannot be read", n, s.subjects.Dealer)
+		return 0, fmt.Errorf("the stream holds %d messages of dealer %s but its last one cannot be read: %w", n, s.subjects.Dealer, err)
 	}
 	return 0, nil
 }
@@ -573,17 +634,17 @@ func (s *Store) exclusive(ctx context.Context) bool {
 	return err == nil && len(info.Config.Subjects) == 1 && info.Config.Subjects[0] == s.subjects.All()
 }
 
+// lastRaw is the sequence of the last message on subject, as the stream's
+// leader has it: a follower answering a direct get may be behind, and a
+// head read low would call the read models current while they miss
+// events.
 func (s *Store) lastRaw(ctx context.Context, subject string) (uint64, error) {
-	st, err := s.js.Stream(ctx, s.stream)
-	if err != nil {
-		return 0, fmt.Errorf("stream: %w", err)
-	}
-	m, err := st.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	rec, found, err := s.leaderGet(ctx, directGetRequest{LastFor: subject})
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("last on %s: %w", subject, err)
+	case !found:
 		return 0, ErrNotFound
 	}
-	if err != nil {
-		return 0, fmt.Errorf("last on %s: %w", subject, err)
-	}
-	return m.Sequence, nil
+	return rec.seq, nil
 }

@@ -111,7 +111,14 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 	backoff := time.Millisecond
 	dupKey := false // JetStream knew the key, without saying where
 	for attempt := 1; ; attempt++ {
-		sub, err := s.LoadSubject(ctx, subject)
+		// A retry reads through the stream's leader: a conflict or a
+		// duplicate may come of a follower, behind, that answered the
+		// last read, and would answer the next one the same.
+		read := s.loadFrom
+		if attempt > 1 {
+			read = s.leaderFrom
+		}
+		sub, err := s.loadSubject(ctx, subject, read)
 		if err != nil {
 			return Result{}, unavailable(err)
 		}
@@ -140,7 +147,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		// claim expects whatever sequence the subject is at.
 		claimSeqs := make([]uint64, len(ch.Claims))
 		for i, c := range ch.Claims {
-			cs, err := s.LoadSubject(ctx, c.Subject)
+			cs, err := s.loadSubject(ctx, c.Subject, read)
 			if err != nil {
 				return Result{}, unavailable(err)
 			}
@@ -321,12 +328,13 @@ func unavailable(err error) error {
 		"the ledger could not be reached or did not confirm the write; retry with the same Idempotency-Key"), err)
 }
 
-// unreachable marks a failure that wrote nothing: NATS is not connected,
+// unreachable marks an attempt that wrote nothing: NATS is not connected,
 // or no JetStream server took the request (a stream without a leader has
-// no responders).
+// no responders). An earlier attempt with the same key may have landed,
+// so the message promises nothing of those.
 func unreachable(err error) error {
 	return fmt.Errorf("%w: %w", domain.Errorf(domain.CodeUnreachable,
-		"the ledger (NATS JetStream) cannot be reached, so nothing was written; retry with the same Idempotency-Key"), err)
+		"the ledger (NATS JetStream) cannot be reached: this attempt wrote nothing; retry with the same Idempotency-Key"), err)
 }
 
 // notSent tells the errors after which no JetStream server can have

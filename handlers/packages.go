@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -49,7 +50,9 @@ func (s *Server) sell(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	decide := func(hist []domain.Envelope) (eventstore.Change, error) {
-		planHist, err := s.ledger.Load(r.Context(), s.ledger.Subjects().Plan(req.Plan))
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+		defer cancel()
+		planHist, err := s.ledger.Load(ctx, s.ledger.Subjects().Plan(req.Plan))
 		if err != nil {
 			return eventstore.Change{}, unavailableErr("the plan could not be read from the ledger; retry with the same Idempotency-Key", err)
 		}

@@ -141,6 +141,10 @@ type healthBody struct {
 	Time     time.Time `json:"time"`
 }
 
+// staleAfter is the age past which read models that the runner dates
+// every second are called stale.
+const staleAfter = 3 * time.Second
+
 // health answers 200 while the server can answer at all, and says what is
 // degraded: NATS unreachable, projections behind, events not applied.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -152,12 +156,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.NATSConnected != nil {
 		b.NATS = s.cfg.NATSConnected()
 	}
+	asOf := "before the server started answering"
+	if st.AsOf != nil {
+		asOf = "as of " + st.AsOf.Format(time.RFC3339)
+	}
 	if !b.NATS {
-		asOf := "start"
-		if st.AsOf != nil {
-			asOf = st.AsOf.Format(time.RFC3339)
-		}
-		b.Problems = append(b.Problems, "NATS cannot be reached: writes are refused (503 ledger_unreachable) until it is back; reads answer from the read models as of "+asOf)
+		b.Problems = append(b.Problems, "NATS cannot be reached: writes are refused (503 ledger_unreachable) until it is back; reads answer from the read models "+asOf)
+	} else if st.AgeSeconds != nil && *st.AgeSeconds > staleAfter.Seconds() {
+		// Connected, but the stream does not answer (a cluster electing a
+		// leader, or without a quorum): writes wait and fail the same way.
+		b.Problems = append(b.Problems, fmt.Sprintf("the ledger's stream has not answered for %.0f s: writes may be refused; reads answer from the read models %s", *st.AgeSeconds, asOf))
 	}
 	if !st.Ready {
 		b.Problems = append(b.Problems, "the read models are still reading the log")

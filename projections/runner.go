@@ -38,8 +38,9 @@ type Runner struct {
 	syncedAt time.Time
 	// advancedAt is when applied last moved; stopFollow ends the follow
 	// under way, so that a stalled one is started again.
-	advancedAt time.Time
-	stopFollow context.CancelFunc
+	advancedAt  time.Time
+	behindSince time.Time // when the model was first seen behind the head, zero if not
+	stopFollow  context.CancelFunc
 }
 
 // stallAfter is how long the model may stay behind a reachable stream
@@ -63,7 +64,13 @@ func NewRunner(src Source, model *Model, log *slog.Logger) *Runner {
 // Run follows the stream until ctx ends, resuming after the last applied
 // event whenever the stream connection fails.
 func (r *Runner) Run(ctx context.Context) error {
-	go r.watchSync(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.watchSync(ctx)
+	}()
+	defer wg.Wait()
 	for {
 		head, err := r.src.Head(ctx)
 		if err == nil {
@@ -77,7 +84,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.stopFollow, r.advancedAt = stop, time.Now()
 			r.mu.Unlock()
 			err = r.src.Follow(fctx, from, r.apply)
+			restarted := fctx.Err() != nil && ctx.Err() == nil
 			stop()
+			if restarted {
+				continue // stopped by watchSync: nothing failed
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -148,10 +159,14 @@ func (r *Runner) checkSync(ctx context.Context) {
 	}
 	if err := r.WaitFor(ctx, head); err != nil {
 		r.mu.Lock()
-		stalled := r.applied < head && time.Since(r.advancedAt) > stallAfter && r.stopFollow != nil
+		behind := r.applied < head
+		if behind && r.behindSince.IsZero() {
+			r.behindSince = at
+		}
+		stalled := behind && time.Since(r.behindSince) > stallAfter && time.Since(r.advancedAt) > stallAfter && r.stopFollow != nil
 		if stalled {
 			r.stopFollow()
-			r.advancedAt = time.Now()
+			r.advancedAt, r.behindSince = time.Now(), time.Time{}
 		}
 		applied := r.applied
 		r.mu.Unlock()
@@ -164,6 +179,7 @@ func (r *Runner) checkSync(ctx context.Context) {
 	if at.After(r.syncedAt) {
 		r.syncedAt = at
 	}
+	r.behindSince = time.Time{}
 	r.mu.Unlock()
 }
 

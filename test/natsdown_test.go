@@ -143,7 +143,7 @@ func TestE2E_NATSUnavailable(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, a.Status, "POST %s with NATS down: %v", w.path, a.Body)
 		e := obj(t, a.Body, "error")
 		require.Equal(t, "ledger_unreachable", str(t, e, "code"), "POST %s", w.path)
-		require.Contains(t, str(t, e, "message"), "nothing was written")
+		require.Contains(t, str(t, e, "message"), "this attempt wrote nothing")
 		ra, err := strconv.Atoi(a.Header.Get("Retry-After"))
 		require.NoError(t, err, "Retry-After %q is a number of seconds", a.Header.Get("Retry-After"))
 		require.Positive(t, ra)

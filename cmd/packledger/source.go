@@ -210,7 +210,7 @@ func (sf *sourceFlags) open(ctx context.Context, stderr io.Writer, natsNeedsKeys
 			return nil, fmt.Errorf("--data %s: %w", dir, err)
 		}
 		if replica != "" {
-			fmt.Fprintf(stderr, "%s: %s holds a cluster node's replica of %s; reading a copy of it\n", sf.fs.Name(), dir, sf.stream)
+			fmt.Fprintf(stderr, "%s: %s holds a cluster node's replica of %s; reading a copy of it (what the node had applied when it stopped)\n", sf.fs.Name(), dir, sf.stream)
 			src.closers = append(src.closers, func() { _ = os.RemoveAll(replica) })
 			storeDir = replica
 		}
