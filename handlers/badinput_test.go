@@ -430,16 +430,17 @@ func genericCases(a *testAPI, r writeRoute) []badCase {
 			badCase{name: "control character escaped in " + f, body: jsonWith(r.valid, f, `"ab\u0007cd"`), status: 400, code: "invalid_field", field: f},
 			badCase{name: "NUL escaped in " + f, body: jsonWith(r.valid, f, `"ab\u0000cd"`), status: 400, code: "invalid_field", field: f},
 			badCase{name: "line separator in " + f, body: jsonWith(r.valid, f, `"ab\u2028cd"`), status: 400, code: "invalid_field", field: f},
-			badCase{name: "raw control character in " + f, body: jsonWith(r.valid, f, "\"ab\x07cd\""), status: 400, code: "invalid_request"},
+			badCase{name: "raw control character in " + f, body: jsonWith(r.valid, f, "\"ab\x07cd\""), status: 400, code: "invalid_field", field: f},
+			badCase{name: "raw tab in " + f, body: jsonWith(r.valid, f, "\"ab\tcd\""), status: 400, code: "invalid_field", field: f},
 			badCase{name: "blank " + f, body: jsonWith(r.valid, f, `"   "`), status: 400, code: "invalid_field", field: f},
 			badCase{name: "over-long " + f, body: jsonWith(r.valid, f, jstr(strings.Repeat("A", r.textMax+1))), status: 400, code: "invalid_field", field: f},
 			badCase{name: f + " as a number", body: jsonWith(r.valid, f, `12`), status: 400, code: "invalid_request", field: f},
 		)
-		// Refused either by the decoder (no field known) or by the field's
-		// text rule.
-		c := badCase{name: "invalid UTF-8 in " + f, body: jsonWith(r.valid, f, "\"ab\xff\xfecd\""), status: 400, code: "invalid_request|invalid_field"}
-		s := badCase{name: "lone surrogate escaped in " + f, body: jsonWith(r.valid, f, `"ab\ud800cd"`), status: 400, code: "invalid_request|invalid_field"}
-		cs = append(cs, c, s)
+		cs = append(cs,
+			badCase{name: "invalid UTF-8 in " + f, body: jsonWith(r.valid, f, "\"ab\xff\xfecd\""), status: 400, code: "invalid_field", field: f},
+			badCase{name: "UTF-8 of a surrogate in " + f, body: jsonWith(r.valid, f, "\"ab\xed\xa0\x80cd\""), status: 400, code: "invalid_field", field: f},
+			badCase{name: "lone surrogate escaped in " + f, body: jsonWith(r.valid, f, `"ab\ud800cd"`), status: 400, code: "invalid_field", field: f},
+		)
 	}
 	for i := range cs {
 		switch cs[i].auth {
@@ -570,7 +571,7 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "missing required field method", body: jsonWith(payment, "method", ""), status: 400, code: "invalid_field", field: "method"},
 			{name: "unknown method", body: jsonWith(payment, "method", `"bitcoin"`), status: 400, code: "invalid_field", field: "method"},
 			{name: "receipt with a space", body: jsonWith(payment, "receipt", `"R 1"`), status: 400, code: "invalid_field", field: "receipt"},
-			{name: "invalid UTF-8 receipt", body: jsonWith(payment, "receipt", "\"R\xff1\""), status: 400, code: "invalid_request"},
+			{name: "invalid UTF-8 receipt", body: jsonWith(payment, "receipt", "\"R\xff1\""), status: 400, code: "invalid_field", field: "receipt"},
 			{name: "overpayment", body: jsonWith(payment, "amount", `"2448.01"`), status: 422, code: "overpayment", field: "amount"},
 			{name: "overpayment of a paid package", path: pkg(fx.active, "/payments"), auth: csh, body: payBody("1.00", "R-NEW-2"), status: 422, code: "overpayment", field: "amount"},
 			{name: "payment on a refunded package", path: pkg(fx.refunded, "/payments"), auth: csh, body: payBody("1.00", "R-NEW-3"), status: 409, code: "package_not_active"},

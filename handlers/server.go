@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -206,9 +207,14 @@ func parseID(s string, code, what string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// truncateText shortens s to at most n bytes for a message, never
+// splitting a character.
 func truncateText(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
