@@ -132,6 +132,12 @@ func NewPlan(spec PlanSpec) (Plan, error) {
 			listTotal = listTotal.Add(e.ListPrice)
 		}
 	}
+	// Every amount of a package (price, unit values, payments, refunds)
+	// is at most its list total, so this bound keeps all of them amounts
+	// that a stored event can hold and be read back with.
+	if listTotal.Cmp(largestAmount) > 0 {
+		return Plan{}, FieldErrorf(CodeInvalidAmount, "entitlements", "the list total %s is above the largest amount, %s", listTotal, largestAmount)
+	}
 	var price Money
 	switch {
 	case spec.Price != nil && spec.Rate != nil:
