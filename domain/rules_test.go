@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,6 +319,8 @@ func TestPlan_Validate(t *testing.T) {
 		{"ErrFreeLookNegative", func(s *domain.PlanSpec) { s.FreeLookDays = -1 }, domain.CodeInvalidField, "free_look_days"},
 		{"ErrCode", func(s *domain.PlanSpec) { s.Code = "a b" }, domain.CodeInvalidField, "code"},
 		{"ErrName", func(s *domain.PlanSpec) { s.Name = "  " }, domain.CodeInvalidField, "name"},
+		{"ErrModel", func(s *domain.PlanSpec) { s.Models = []string{"Lavida", "La\tvida"} }, domain.CodeInvalidField, "models[1]"},
+		{"ErrGift", func(s *domain.PlanSpec) { s.Gifts = []string{strings.Repeat("g", 101)} }, domain.CodeInvalidField, "gifts[0]"},
 		// A list total beyond the largest amount would be stored in an
 		// event that no reader could decode.
 		{"ErrListTotalTooLarge", func(s *domain.PlanSpec) {

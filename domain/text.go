@@ -134,13 +134,17 @@ func CheckPhone(field, s string) error {
 	return checkPattern(field, s, phonePattern, "a phone number: digits, spaces or '-', optionally starting with '+'")
 }
 
-// CheckDate checks a calendar date written YYYY-MM-DD.
+// CheckDate checks a calendar date written YYYY-MM-DD, from the year 1900.
 func CheckDate(field, s string) error {
 	if !datePattern.MatchString(s) {
 		return FieldErrorf(CodeInvalidField, field, "%q is not a date written YYYY-MM-DD", truncate(s, 40))
 	}
-	if _, err := parseDate(s); err != nil {
+	d, err := parseDate(s)
+	if err != nil {
 		return FieldErrorf(CodeInvalidField, field, "%q is not a real date", s)
+	}
+	if d.Year() < 1900 {
+		return FieldErrorf(CodeInvalidField, field, "%q is before 1900", s)
 	}
 	return nil
 }
