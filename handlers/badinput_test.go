@@ -505,7 +505,7 @@ func TestAPI_BadInput(t *testing.T) {
 		"define plan": {
 			{name: "money as a JSON number", body: jsonWith(plan, "price", `2400.00`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "money as a JSON integer", body: jsonWith(plan, "price", `2400`), status: 400, code: "invalid_amount", field: "price"},
-			{name: "list price as a JSON number", body: jsonWith(plan, "entitlements.0.list_price", `480.00`), status: 400, code: "invalid_amount", field: "entitlements.list_price"},
+			{name: "list price as a JSON number", body: jsonWith(plan, "entitlements.0.list_price", `480.00`), status: 400, code: "invalid_amount", field: "entitlements[0].list_price"},
 			{name: "three decimals", body: jsonWith(plan, "price", `"2400.000"`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "one decimal", body: jsonWith(plan, "price", `"2400.0"`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "no decimals", body: jsonWith(plan, "price", `"2400"`), status: 400, code: "invalid_amount", field: "price"},
@@ -516,7 +516,7 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "empty string amount", body: jsonWith(plan, "price", `""`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "zero price", body: jsonWith(plan, "price", `"0.00"`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "price above list total", body: jsonWith(plan, "price", `"2880.01"`), status: 400, code: "invalid_amount", field: "price"},
-			{name: "negative list price", body: jsonWith(plan, "entitlements.0.list_price", `"-480.00"`), status: 400, code: "invalid_amount", field: "entitlements.list_price"},
+			{name: "negative list price", body: jsonWith(plan, "entitlements.0.list_price", `"-480.00"`), status: 400, code: "invalid_amount", field: "entitlements[0].list_price"},
 			{name: "rate as a JSON number", body: jsonWith(noPrice, "rate", `0.85`), status: 400, code: "invalid_field", field: "rate"},
 			{name: "rate with five decimals", body: jsonWith(noPrice, "rate", `"0.85001"`), status: 400, code: "invalid_field", field: "rate"},
 			{name: "rate above one", body: jsonWith(noPrice, "rate", `"1.5"`), status: 400, code: "invalid_field", field: "rate"},
@@ -525,8 +525,8 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "missing required field entitlements", body: jsonWith(plan, "entitlements", ""), status: 400, code: "invalid_field", field: "entitlements"},
 			{name: "missing price and rate", body: jsonWith(noPrice, "", ""), status: 400, code: "invalid_field", field: "price"},
 			{name: "missing validity", body: jsonWith(plan, "validity_months", ""), status: 400, code: "invalid_field", field: "validity_months"},
-			{name: "count as a string", body: jsonWith(plan, "entitlements.0.count", `"6"`), status: 400, code: "invalid_request", field: "entitlements.count"},
-			{name: "count as a fraction", body: jsonWith(plan, "entitlements.0.count", `6.5`), status: 400, code: "invalid_request", field: "entitlements.count"},
+			{name: "count as a string", body: jsonWith(plan, "entitlements.0.count", `"6"`), status: 400, code: "invalid_request", field: "entitlements[0].count"},
+			{name: "count as a fraction", body: jsonWith(plan, "entitlements.0.count", `6.5`), status: 400, code: "invalid_request", field: "entitlements[0].count"},
 			{name: "unknown field in an entitlement", body: jsonWith(plan, "entitlements.0.colour", `"red"`), status: 400, code: "invalid_request"},
 			{name: "unknown refund policy", body: jsonWith(plan, "refund_policy", `"no_refund"`), status: 400, code: "invalid_field", field: "refund_policy"},
 			{name: "bad code", body: jsonWith(plan, "code", `"bad code!"`), status: 400, code: "invalid_field", field: "code"},
@@ -633,6 +633,10 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "unknown package", path: pkg(unknownID, "/breakage"), auth: mgr, body: reason, status: 404, code: "package_not_found"},
 			{name: "non-uuid package", path: pkg("not-a-uuid", "/breakage"), auth: mgr, body: reason, status: 404, code: "package_not_found"},
 		},
+	}
+	for route, cs := range fieldLimitCases(t, fx, pkg, mgr) {
+		require.Contains(t, specific, route)
+		specific[route] = append(specific[route], cs...)
 	}
 	// Every status in the table is one DESIGN.md §5 names for a refusal.
 	for _, r := range routes {

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/packledger/packledger/domain"
@@ -75,7 +77,7 @@ func decodeStrict(body []byte, dst any, top json.Delim, what string) error {
 	d := json.NewDecoder(bytes.NewReader(clean))
 	d.DisallowUnknownFields()
 	if err := d.Decode(dst); err != nil {
-		return jsonError(err)
+		return jsonError(withIndexedField(clean, err))
 	}
 	if _, err := d.Token(); err != io.EOF {
 		return domain.Errorf(domain.CodeInvalidRequest, "%s must hold one JSON value and nothing after it", what)
@@ -273,6 +275,103 @@ func snakeKey(k string) bool {
 		}
 	}
 	return true
+}
+
+// withIndexedField names the value of a type error by its JSON path:
+// encoding/json names it by its fields alone ("entitlements.list_price"),
+// which does not say which element of an array. The value is the first at
+// a path of those fields that fails to decode as the type.
+func withIndexedField(body []byte, err error) error {
+	var typ *json.UnmarshalTypeError
+	if !errors.As(err, &typ) || typ.Field == "" || typ.Type == nil {
+		return err
+	}
+	var found string
+	v := &valueWalk{d: json.NewDecoder(bytes.NewReader(body)), body: body, visit: func(path string, raw []byte) bool {
+		if stripIndexes(path) != typ.Field {
+			return false
+		}
+		if json.Unmarshal(raw, reflect.New(typ.Type).Interface()) != nil {
+			found = path
+			return true
+		}
+		return false
+	}}
+	if v.value("") != nil || found == "" || found == typ.Field {
+		return err
+	}
+	c := *typ
+	c.Field = found
+	return &c
+}
+
+// stripIndexes drops the array indexes of a JSON path: "a[1].b" → "a.b".
+func stripIndexes(path string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range path {
+		switch {
+		case r == '[':
+			skip = true
+		case r == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// valueWalk visits every value of a JSON document, with its path and raw
+// bytes, until visit returns true.
+type valueWalk struct {
+	d     *json.Decoder
+	body  []byte
+	visit func(path string, raw []byte) bool
+	done  bool
+}
+
+func (v *valueWalk) value(path string) error {
+	start := v.d.InputOffset()
+	tok, err := v.d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		for v.d.More() && !v.done {
+			k, err := v.d.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := k.(string)
+			if path != "" {
+				key = path + "." + key
+			}
+			if err := v.value(key); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; v.d.More() && !v.done; i++ {
+			if err := v.value(path + "[" + strconv.Itoa(i) + "]"); err != nil {
+				return err
+			}
+		}
+	}
+	if v.done {
+		return nil
+	}
+	if _, ok := tok.(json.Delim); ok {
+		if _, err := v.d.Token(); err != nil { // the closing '}' or ']'
+			return err
+		}
+	}
+	raw := bytes.TrimLeft(v.body[start:v.d.InputOffset()], " \t\r\n:,")
+	if path != "" && v.visit(path, raw) {
+		v.done = true
+	}
+	return nil
 }
 
 func jsonError(err error) error {

@@ -57,6 +57,25 @@ func TestDecodeBytes_StringFaults(t *testing.T) {
 	}
 }
 
+// TestDecodeBytes_TypeErrorPath: a value of the wrong type is named by its
+// JSON path, with the index of its array element.
+func TestDecodeBytes_TypeErrorPath(t *testing.T) {
+	for _, c := range []struct{ body, code, field string }{
+		{`{"entitlements":[{"service":"a","count":1,"list_price":"1.00"},{"service":"b","count":1,"list_price":480}]}`, domain.CodeInvalidAmount, "entitlements[1].list_price"},
+		{`{"entitlements":[{"count":"1"}]}`, domain.CodeInvalidRequest, "entitlements[0].count"},
+		{`{"models":["a",1]}`, domain.CodeInvalidRequest, "models[1]"},
+		{`{"price":480}`, domain.CodeInvalidAmount, "price"},
+		{`{"service_interval":{"months":"6"}}`, domain.CodeInvalidRequest, "service_interval.months"},
+		{`{"entitlements":{"service":"a"}}`, domain.CodeInvalidRequest, "entitlements"},
+	} {
+		var req planRequest
+		var de *domain.Error
+		if err := decodeBytes([]byte(c.body), &req); !errors.As(err, &de) || de.Code != c.code || de.Field != c.field {
+			t.Errorf("%s: got %v, want %s on %s", c.body, err, c.code, c.field)
+		}
+	}
+}
+
 func TestTruncateText_KeepsCharactersWhole(t *testing.T) {
 	for _, s := range []string{"沪A12345", "李伟李伟", "abc"} {
 		for n := 0; n <= len(s); n++ {
