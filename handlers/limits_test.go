@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/packledger/packledger/domain"
 )
 
@@ -121,5 +123,61 @@ func fieldLimitCases(t *testing.T, fx fixtures, pkg func(id, rest string) string
 		"breakage": {
 			{name: "reason too long on an active package", path: pkg(fx.active, "/breakage"), auth: mgr, body: reason501, status: 400, code: "invalid_field", field: "reason"},
 		},
+	}
+}
+
+// TestAPI_BadQuery: every query parameter is held to its rule, answered
+// 400 with the parameter named.
+func TestAPI_BadQuery(t *testing.T) {
+	a := newTestAPI(t)
+	aud, csh := bearer(a, domain.RoleAuditor), bearer(a, domain.RoleCashier)
+	for _, c := range []struct {
+		path, auth, field string
+	}{
+		{"/v1/packages?vin=LSVAU2180N218329I", aud, "vin"},
+		{"/v1/packages?vin=LSVAU2180N21832944", aud, "vin"},
+		{"/v1/packages?vin=L%C5%BFVAU2180N2183294", aud, "vin"},
+		{"/v1/packages?plate=%E6%B2%AAA123456789012", aud, "plate"},
+		{"/v1/packages?plate=%E6%B2%AAA%0712345", aud, "plate"},
+		{"/v1/packages?plate=%E6%B2%AA%FF", aud, "plate"},
+		{"/v1/packages?customer=C%201", aud, "customer"},
+		{"/v1/packages?status=ACTIVE", aud, "status"},
+		{"/v1/packages?limit=0", aud, "limit"},
+		{"/v1/packages?limit=1001", aud, "limit"},
+		{"/v1/packages?limit=ten", aud, "limit"},
+		{"/v1/reports/liability?from=2026-02-30", aud, "from"},
+		{"/v1/reports/liability?from=1999-12-31", aud, "from"},
+		{"/v1/reports/liability?from=1900-06-01", aud, "from"},
+		{"/v1/reports/liability?to=9999-12-31", aud, "to"},
+		{"/v1/reports/liability?to=2026-01-01T00:00:00", aud, "to"},
+		{"/v1/reports/liability?from=2026-02-01&to=2026-01-01", aud, "to"},
+		{"/v1/reports/liability?by=week", aud, "by"},
+		{"/v1/reports/liability?from=2000-01-01&to=2026-01-01&by=day", aud, "by"},
+		{"/v1/reports/daily-close?date=2026-02-30", aud, "date"},
+		{"/v1/reports/daily-close?date=1899-12-31", aud, "date"},
+		{"/v1/reports/daily-close?store=s%201", aud, "store"},
+		{"/v1/reports/daily-close?store=" + strings.Repeat("s", 65), csh, "store"},
+		{"/v1/audit/balances", aud, "as_of"},
+		{"/v1/audit/balances?as_of=2026-01-31", aud, "as_of"},
+		{"/v1/audit/balances?as_of=0001-01-01T00:00:00Z", aud, "as_of"},
+		{"/v1/audit/balances?as_of=9999-12-31T23:59:59-23:59", aud, "as_of"},
+		{"/v1/accounts/C%201", aud, "customer_id"},
+	} {
+		ans := mustSend(t, a, "GET", c.path, c.auth, nil)
+		require.Equal(t, 400, ans.Status, "%s: %s", c.path, ans.Raw)
+		code, field := requireErrorShape(t, ans)
+		require.Equal(t, domain.CodeInvalidField, code, "%s: %s", c.path, ans.Raw)
+		require.Equal(t, c.field, field, "%s: %s", c.path, ans.Raw)
+	}
+	// What the rules allow is answered.
+	for _, path := range []string{
+		"/v1/packages?vin=lsvau2180n2183294&plate=%E6%B2%AAa+12345&customer=C-1&status=active&limit=1000",
+		"/v1/reports/liability?from=2000-01-01&to=9998-12-31",
+		"/v1/reports/daily-close?date=2026-11-02&store=s1",
+		"/v1/audit/balances?as_of=2026-01-31T10:30:00.5%2B08:00",
+	} {
+		ans := mustSend(t, a, "GET", path, aud, nil)
+		require.Equal(t, 200, ans.Status, "%s: %s", path, ans.Raw)
+		ans.JSON(t)
 	}
 }

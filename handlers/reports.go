@@ -92,17 +92,17 @@ func parseReportQuery(q url.Values, now time.Time, tz *time.Location) (reportQue
 	return rq, nil
 }
 
-// Instants a query may name: from 1900 to the start of 9999 (UTC), so that
-// every one can be written back in RFC 3339 whatever its offset.
-var (
-	firstInstant = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
-	lastInstant  = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-)
+// Instants a query may name: from the year 2000 as written, so that no
+// time zone of the time then had an offset of seconds, which RFC 3339
+// cannot write (Shanghai's was +08:05:43 until 1901); before the start of
+// 9999 UTC, so that every one can be written in any offset.
+var lastInstant = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const firstYear = 2000
 
 func checkInstant(field string, t time.Time) (time.Time, error) {
-	if t.Before(firstInstant) || t.After(lastInstant) {
-		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, field, "must lie between %s and %s",
-			firstInstant.Format(time.RFC3339), lastInstant.Format(time.RFC3339))
+	if t.Year() < firstYear || t.After(lastInstant) {
+		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, field, "must lie between %d and %s", firstYear, lastInstant.Format(time.RFC3339))
 	}
 	return t, nil
 }
