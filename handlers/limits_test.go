@@ -97,6 +97,8 @@ func fieldLimitCases(t *testing.T, fx fixtures, pkg func(id, rest string) string
 			bad("method with a space", jsonWith(payment, "method", `"cash "`), "method"),
 			bad("method in capitals", jsonWith(payment, "method", `"CASH"`), "method"),
 			amount("amount of 13 digits", jsonWith(payment, "amount", `"1000000000000.00"`), "amount"),
+			{name: "package id in capitals", path: pkg(strings.ToUpper(fx.unpaid), "/payments"), body: payment, status: 404, code: "package_not_found"},
+			{name: "package id in braces", path: pkg("{"+fx.unpaid+"}", "/payments"), body: payment, status: 404, code: "package_not_found"},
 			{name: "bad receipt on a refunded package", path: pkg(fx.refunded, "/payments"), auth: "", body: payBody("1.00", "R 1"), status: 400, code: "invalid_field", field: "receipt"},
 		},
 		"redemption": {

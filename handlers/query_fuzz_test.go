@@ -206,3 +206,30 @@ func FuzzCloseQuery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPathID: an id in a path ({id}, {pid}, {rid}) that is accepted names
+// one thing in one way: it is the canonical form of the UUID it parses to,
+// so that two spellings of a path never reach one package (the digest of
+// an idempotent request covers the path as written). A refusal is the
+// not-found code given.
+func FuzzPathID(f *testing.F) {
+	for _, s := range []string{
+		"0193a0b4-7f6e-7c3a-9d2b-5e8f1a2b3c4d", "0193A0B4-7F6E-7C3A-9D2B-5E8F1A2B3C4D", "0193a0b47f6e7c3a9d2b5e8f1a2b3c4d",
+		"{0193a0b4-7f6e-7c3a-9d2b-5e8f1a2b3c4d}", "urn:uuid:0193a0b4-7f6e-7c3a-9d2b-5e8f1a2b3c4d", "00000000-0000-0000-0000-000000000000",
+		"not-a-uuid", "", "0193a0b4-7f6e-7c3a-9d2b-5e8f1a2b3c4", "0193a0b4-7f6e-7c3a-9d2b-5e8f1a2b3c4d0",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := parseID(s, domain.CodePackageNotFound, "package")
+		if err != nil {
+			if domain.ErrorCode(err) != domain.CodePackageNotFound {
+				t.Fatalf("parseID(%q): %v", s, err)
+			}
+			return
+		}
+		if id.String() != s {
+			t.Fatalf("parseID(%q) accepted another spelling of %s", s, id)
+		}
+	})
+}
