@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +185,46 @@ func TestEncode_OwnBodiesAreFixedPoints(t *testing.T) {
 			t.Fatalf("%s re-encodes as %s: %v", s.body, body, err)
 		}
 	}
+}
+
+// FuzzAddTrusted reads a trusted key as a keyring file or an export's
+// header names it, "ed25519:<base64>[@N]". An accepted key is one key of
+// 32 bytes, with a bound that is a stream sequence or none, and its
+// written form reads back as the same trust.
+func FuzzAddTrusted(f *testing.F) {
+	key, err := eventstore.LoadOrCreateKey(filepath.Join(f.TempDir(), "k"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub := eventstore.PublicKeyString(key.Public())
+	for _, s := range []string{pub, pub + "@1", pub + "@18446744073709551615", pub + "@0", pub + "@", pub + "@-1", pub + "@+5",
+		" " + pub + " @ 7 ", "ed25519:", "ed25519:AAAA", "ED25519:" + pub[8:], pub[:len(pub)-1], pub + "=", "x@1@2", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ring := eventstore.NewKeyring()
+		if err := ring.AddTrusted(s); err != nil {
+			if len(ring.Keys()) != 0 {
+				t.Fatalf("AddTrusted(%q) failed (%v) but trusts %q", s, err, ring.Keys())
+			}
+			return
+		}
+		keys := ring.Keys()
+		if len(keys) != 1 {
+			t.Fatalf("AddTrusted(%q) trusts %q", s, keys)
+		}
+		keyPart, bound, hasBound := strings.Cut(keys[0], "@")
+		if p, err := eventstore.ParsePublicKey(keyPart); err != nil || len(p) != 32 {
+			t.Fatalf("AddTrusted(%q) trusts %q, which is no key: %v", s, keys[0], err)
+		}
+		if hasBound {
+			if n, err := strconv.ParseUint(bound, 10, 64); err != nil || n == 0 || strconv.FormatUint(n, 10) != bound {
+				t.Fatalf("AddTrusted(%q) trusts %q, whose bound is no stream sequence", s, keys[0])
+			}
+		}
+		again := eventstore.NewKeyring()
+		if err := again.AddTrusted(keys[0]); err != nil || !slices.Equal(again.Keys(), keys) {
+			t.Fatalf("AddTrusted(%q) trusts %q, which reads back as %q: %v", s, keys[0], again.Keys(), err)
+		}
+	})
 }
