@@ -71,18 +71,27 @@ func (RefundPackage) isCommand()     {}
 func (Expire) isCommand()            {}
 func (RecognizeBreakage) isCommand() {}
 
+// MaxPlate bounds a number plate, and MaxReason the reason for a
+// correction, in characters.
+const (
+	MaxPlate  = 12
+	MaxReason = 500
+)
+
 // maxMileage bounds an odometer reading in km.
 const maxMileage = 3_000_000
 
 // Decide decides a command against a package's state at the instant now.
-// It returns the events to append, or a domain error and no events. No
+// It returns the events to append, or a domain error and no events. The
+// command's own fields are checked first: a field that breaks its rule is
+// refused (400) whatever the package's state. No
 // events and no error means the command was already carried out (a repair
 // order's deduction or a receipt's payment seen again): the answer is in
 // the state.
 func Decide(p Package, cmd Command, now time.Time) ([]Event, error) {
 	switch c := cmd.(type) {
 	case Sell:
-		return decideSell(p, c)
+		return decideSell(p, c, now)
 	case RecordPayment:
 		return decidePayment(p, c, now)
 	case VoidPayment:
@@ -104,7 +113,14 @@ func Decide(p Package, cmd Command, now time.Time) ([]Event, error) {
 	return nil, Errorf(CodeInternal, "unknown command %T", cmd)
 }
 
-func decideSell(p Package, c Sell) ([]Event, error) {
+func decideSell(p Package, c Sell, now time.Time) ([]Event, error) {
+	cust, veh, err := checkParties(c.Customer, c.Vehicle, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckID("advisor", c.Advisor); err != nil {
+		return nil, err
+	}
 	if p.Exists() {
 		return nil, Errorf(CodeConcurrentUpdate, "package %s already exists", c.PackageID)
 	}
@@ -115,15 +131,8 @@ func decideSell(p Package, c Sell) ([]Event, error) {
 	if c.Plan.Status == PlanStatusRetired {
 		return nil, FieldErrorf(CodePlanRetired, "plan", "plan %q is retired and no longer sold", plan.Code)
 	}
-	cust, veh, err := checkParties(c.Customer, c.Vehicle)
-	if err != nil {
-		return nil, err
-	}
 	if !plan.CoversModel(veh.Model) {
 		return nil, FieldErrorf(CodeModelNotCovered, "vehicle.model", "plan %q is for %v, not %q", plan.Code, plan.Models, veh.Model)
-	}
-	if err := CheckID("advisor", c.Advisor); err != nil {
-		return nil, err
 	}
 	return []Event{PackageSold{
 		PackageID: c.PackageID, Plan: plan, Customer: cust, Vehicle: veh,
@@ -131,8 +140,9 @@ func decideSell(p Package, c Sell) ([]Event, error) {
 	}}, nil
 }
 
-// checkParties validates and normalizes the customer and vehicle of a sale.
-func checkParties(c Customer, v Vehicle) (Customer, Vehicle, error) {
+// checkParties validates and normalizes the customer and vehicle of a sale
+// made at now (in the dealer's time zone).
+func checkParties(c Customer, v Vehicle, now time.Time) (Customer, Vehicle, error) {
 	var err error
 	if err = CheckID("customer.id", c.ID); err != nil {
 		return c, v, err
@@ -146,7 +156,7 @@ func checkParties(c Customer, v Vehicle) (Customer, Vehicle, error) {
 	if v.VIN, err = NormalizeVIN(v.VIN); err != nil {
 		return c, v, withField(err, "vehicle")
 	}
-	if v.Plate, err = CheckText("vehicle.plate", v.Plate, 2, 12); err != nil {
+	if v.Plate, err = CheckText("vehicle.plate", v.Plate, 2, MaxPlate); err != nil {
 		return c, v, err
 	}
 	if v.Model, err = CheckText("vehicle.model", v.Model, 1, 60); err != nil {
@@ -156,17 +166,27 @@ func checkParties(c Customer, v Vehicle) (Customer, Vehicle, error) {
 		if err = CheckDate("vehicle.registered", v.Registered); err != nil {
 			return c, v, err
 		}
+		// Both written YYYY-MM-DD: the strings compare as the dates do.
+		if today := now.Format("2006-01-02"); v.Registered > today {
+			return c, v, FieldErrorf(CodeInvalidField, "vehicle.registered", "%s is after the day of the sale, %s", v.Registered, today)
+		}
 	}
 	return c, v, nil
 }
 
 func decidePayment(p Package, c RecordPayment, now time.Time) ([]Event, error) {
-	if !p.Exists() {
-		return nil, Errorf(CodePackageNotFound, "no such package")
-	}
 	receipt, err := CheckReference("receipt", c.Receipt)
 	if err != nil {
 		return nil, err
+	}
+	if err := CheckMethod("method", c.Method); err != nil {
+		return nil, err
+	}
+	if !c.Amount.IsPositive() {
+		return nil, FieldErrorf(CodeInvalidAmount, "amount", "must be more than 0.00")
+	}
+	if !p.Exists() {
+		return nil, Errorf(CodePackageNotFound, "no such package")
 	}
 	if prev, ok := p.PaymentByReceipt(receipt); ok {
 		if prev.Voided {
@@ -176,12 +196,6 @@ func decidePayment(p Package, c RecordPayment, now time.Time) ([]Event, error) {
 			return nil, nil // the same payment seen again
 		}
 		return nil, FieldErrorf(CodeDuplicateReceipt, "receipt", "receipt %s was already used for a payment of %s", receipt, prev.Amount)
-	}
-	if err := CheckMethod("method", c.Method); err != nil {
-		return nil, err
-	}
-	if !c.Amount.IsPositive() {
-		return nil, FieldErrorf(CodeInvalidAmount, "amount", "must be more than 0.00")
 	}
 	switch p.Status {
 	case StatusAwaitingPayment:
@@ -202,6 +216,10 @@ func decidePayment(p Package, c RecordPayment, now time.Time) ([]Event, error) {
 }
 
 func decideVoid(p Package, c VoidPayment) ([]Event, error) {
+	reason, err := CheckText("reason", c.Reason, 1, MaxReason)
+	if err != nil {
+		return nil, err
+	}
 	if !p.Exists() {
 		return nil, Errorf(CodePackageNotFound, "no such package")
 	}
@@ -220,17 +238,10 @@ func decideVoid(p Package, c VoidPayment) ([]Event, error) {
 	if p.activeRedemptions() > 0 {
 		return nil, Errorf(CodeVisitsRedeemed, "visits have been redeemed; reverse them before voiding a payment")
 	}
-	reason, err := CheckText("reason", c.Reason, 1, 500)
-	if err != nil {
-		return nil, err
-	}
 	return []Event{PaymentVoided{PaymentID: c.PaymentID, Reason: reason}}, nil
 }
 
 func decideRedeem(p Package, c Redeem, now time.Time) ([]Event, error) {
-	if !p.Exists() {
-		return nil, Errorf(CodePackageNotFound, "no such package")
-	}
 	if err := CheckService("service", c.Service); err != nil {
 		return nil, err
 	}
@@ -240,6 +251,9 @@ func decideRedeem(p Package, c Redeem, now time.Time) ([]Event, error) {
 	}
 	if c.Mileage < 0 || c.Mileage > maxMileage {
 		return nil, FieldErrorf(CodeInvalidField, "mileage", "must be between 0 and %d km", maxMileage)
+	}
+	if !p.Exists() {
+		return nil, Errorf(CodePackageNotFound, "no such package")
 	}
 	if prev, ok := p.RedemptionFor(ro, c.Service); ok {
 		if prev.Reversed {
@@ -273,6 +287,10 @@ func decideRedeem(p Package, c Redeem, now time.Time) ([]Event, error) {
 }
 
 func decideReverse(p Package, c ReverseRedemption) ([]Event, error) {
+	reason, err := CheckText("reason", c.Reason, 1, MaxReason)
+	if err != nil {
+		return nil, err
+	}
 	if !p.Exists() {
 		return nil, Errorf(CodePackageNotFound, "no such package")
 	}
@@ -288,14 +306,14 @@ func decideReverse(p Package, c ReverseRedemption) ([]Event, error) {
 	default:
 		return nil, Errorf(CodePackageNotActive, "the package is %s; its deductions can no longer be reversed", p.Status)
 	}
-	reason, err := CheckText("reason", c.Reason, 1, 500)
-	if err != nil {
-		return nil, err
-	}
 	return []Event{RedemptionReversed{RedemptionID: c.RedemptionID, Reason: reason}}, nil
 }
 
 func decideBreakage(p Package, c RecognizeBreakage) ([]Event, error) {
+	reason, err := CheckText("reason", c.Reason, 1, MaxReason)
+	if err != nil {
+		return nil, err
+	}
 	if !p.Exists() {
 		return nil, Errorf(CodePackageNotFound, "no such package")
 	}
@@ -307,10 +325,6 @@ func decideBreakage(p Package, c RecognizeBreakage) ([]Event, error) {
 			return nil, Errorf(CodeBreakageRecognized, "breakage of %s is already recognized", p.Breakage)
 		}
 		return nil, Errorf(CodeNothingToRecover, "the package owes nothing")
-	}
-	reason, err := CheckText("reason", c.Reason, 1, 500)
-	if err != nil {
-		return nil, err
 	}
 	return []Event{BreakageRecognized{Amount: p.Liability, Reason: reason}}, nil
 }

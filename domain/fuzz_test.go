@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,6 +211,69 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		if !bytes.Equal(b1, b2) {
 			t.Fatalf("%s from %q is not stable:\nfirst  %s\nsecond %s", typ, data, b1, b2)
+		}
+	})
+}
+
+var rateSeeds = []string{
+	"0", "1", "0.85", "0.8555", "0.10", "0.1000", "1.0000", "0.0001", "0.00", "1.0",
+	"", "1.0001", "1.5", "2", "-0.1", "+0.85", ".85", "0.", "0.85000", "00.85", "0.85 ", "1e-1", "０.８５", "0x1", "NaN",
+}
+
+// FuzzParseRate: an accepted rate lies in [0, 1] with at most four
+// decimals, its written form is canonical (it parses back to an equal rate
+// and writes the same), it survives JSON, and applied to an amount it
+// gives an amount between 0.00 and that amount: a discount rate never
+// makes a price above its list total, a fee rate never a fee above its
+// base.
+func FuzzParseRate(f *testing.F) {
+	for i, s := range rateSeeds {
+		f.Add(s, int64(i)*333333)
+	}
+	f.Add("0.8555", int64(99999999999999))
+	f.Add("0.0001", int64(1))
+	f.Fuzz(func(t *testing.T, s string, cents int64) {
+		r, err := domain.ParseRate(s)
+		if err != nil {
+			if code := domain.ErrorCode(err); code != domain.CodeInvalidField {
+				t.Fatalf("ParseRate(%q): error code %q, want %q: %v", s, code, domain.CodeInvalidField, err)
+			}
+			var rj domain.Rate
+			b, _ := json.Marshal(s)
+			if err := rj.UnmarshalJSON(b); err == nil {
+				t.Fatalf("ParseRate(%q) fails but its JSON string %s is accepted", s, b)
+			}
+			return
+		}
+		if r.Cmp(domain.MustRate("0")) < 0 || r.Cmp(domain.MustRate("1")) > 0 {
+			t.Fatalf("ParseRate(%q) = %s, outside [0, 1]", s, r)
+		}
+		w := r.String()
+		if i := strings.IndexByte(w, '.'); i < 0 || len(w)-i-1 < 2 || len(w)-i-1 > 4 {
+			t.Fatalf("ParseRate(%q).String() = %q: want two to four decimals", s, w)
+		}
+		again, err := domain.ParseRate(w)
+		if err != nil || again.Cmp(r) != 0 || again.String() != w {
+			t.Fatalf("ParseRate(%q) writes %q, which does not parse back to itself: %v", s, w, err)
+		}
+		out, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back domain.Rate
+		if err := json.Unmarshal(out, &back); err != nil || back.Cmp(r) != 0 || back.String() != w {
+			t.Fatalf("rate %s does not round-trip through JSON %s: %v", w, out, err)
+		}
+		if cents < 0 {
+			cents = -(cents + 1)
+		}
+		m := domain.Cents(cents % 100_000_000_000_000) // up to the largest amount
+		got := m.MulRateHalfUp(r)
+		if got.IsNegative() || got.Cmp(m) > 0 {
+			t.Fatalf("%s × %s = %s, outside [0.00, %s]", m, w, got, m)
+		}
+		if got.String() != got.Decimal().StringFixed(2) || !got.Decimal().Equal(got.Decimal().Round(2)) {
+			t.Fatalf("%s × %s = %s is not whole cents", m, w, got.Decimal())
 		}
 	})
 }

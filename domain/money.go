@@ -21,6 +21,10 @@ type Money struct{ d decimal.Decimal }
 // is refused instead of becoming a very large liability.
 const maxMoneyDigits = 12
 
+// largestAmount is the largest amount ParseMoney accepts. Every amount the
+// domain stores must stay within it, or the stored event would not decode.
+var largestAmount = Money{decimal.New(99999999999999, -2)}
+
 // moneyPattern is the only accepted written form: no sign, no exponent, no
 // leading zeros, exactly two fraction digits.
 var moneyPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,11})\.[0-9]{2}$`)

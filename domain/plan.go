@@ -98,9 +98,9 @@ func NewPlan(spec PlanSpec) (Plan, error) {
 	}
 	models := make([]string, 0, len(spec.Models))
 	for i, m := range spec.Models {
-		t, err := CheckText("models", m, 1, 60)
+		t, err := CheckText("models["+itoa(i)+"]", m, 1, 60)
 		if err != nil {
-			return Plan{}, withIndex(err, "models", i)
+			return Plan{}, err
 		}
 		models = append(models, t)
 	}
@@ -131,6 +131,12 @@ func NewPlan(spec PlanSpec) (Plan, error) {
 		for k := 0; k < e.Count; k++ {
 			listTotal = listTotal.Add(e.ListPrice)
 		}
+	}
+	// Every amount of a package (price, unit values, payments, refunds)
+	// is at most its list total, so this bound keeps all of them amounts
+	// that a stored event can hold and be read back with.
+	if listTotal.Cmp(largestAmount) > 0 {
+		return Plan{}, FieldErrorf(CodeInvalidAmount, "entitlements", "the list total %s is above the largest amount, %s", listTotal, largestAmount)
 	}
 	var price Money
 	switch {
@@ -185,9 +191,9 @@ func NewPlan(spec PlanSpec) (Plan, error) {
 	}
 	gifts := make([]string, 0, len(spec.Gifts))
 	for i, g := range spec.Gifts {
-		t, err := CheckText("gifts", g, 1, 100)
+		t, err := CheckText("gifts["+itoa(i)+"]", g, 1, 100)
 		if err != nil {
-			return Plan{}, withIndex(err, "gifts", i)
+			return Plan{}, err
 		}
 		gifts = append(gifts, t)
 	}
@@ -274,15 +280,15 @@ func DefinePlan(s PlanState, p Plan) ([]Event, error) {
 
 // RetirePlan decides the retirement of a plan: no new sales.
 func RetirePlan(s PlanState, code, reason string) ([]Event, error) {
+	r, err := CheckText("reason", reason, 1, MaxReason)
+	if err != nil {
+		return nil, err
+	}
 	if !s.Exists() {
 		return nil, Errorf(CodePlanNotFound, "no plan %q", code)
 	}
 	if s.Status == PlanStatusRetired {
 		return nil, Errorf(CodePlanRetired, "plan %q is already retired", code)
-	}
-	r, err := CheckText("reason", reason, 1, 500)
-	if err != nil {
-		return nil, err
 	}
 	return []Event{PlanRetired{Code: code, Reason: r}}, nil
 }

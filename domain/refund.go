@@ -66,6 +66,13 @@ func (p *Package) inFreeLook(now time.Time) bool {
 }
 
 func decideRefund(p Package, c RefundPackage, now time.Time) ([]Event, error) {
+	if err := CheckMethod("method", c.Method); err != nil {
+		return nil, err
+	}
+	reason, err := CheckText("reason", c.Reason, 1, MaxReason)
+	if err != nil {
+		return nil, err
+	}
 	if !p.Exists() {
 		return nil, Errorf(CodePackageNotFound, "no such package")
 	}
@@ -75,13 +82,6 @@ func decideRefund(p Package, c RefundPackage, now time.Time) ([]Event, error) {
 		return nil, Errorf(CodePackageUsedUp, "every visit has been used; there is nothing left to refund")
 	default:
 		return nil, Errorf(CodePackageNotActive, "the package is already %s", p.Status)
-	}
-	if err := CheckMethod("method", c.Method); err != nil {
-		return nil, err
-	}
-	reason, err := CheckText("reason", c.Reason, 1, 500)
-	if err != nil {
-		return nil, err
 	}
 	q := QuoteRefund(p, now)
 	var evs []Event

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,6 +284,14 @@ func TestPlan_Validate(t *testing.T) {
 		plan(t, func(s *domain.PlanSpec) { s.CancellationFeeRate = ratePtr("0.9999") })
 		plan(t, func(s *domain.PlanSpec) { s.RefundPolicy = domain.RefundListPrice })
 		plan(t, func(s *domain.PlanSpec) { s.ValidityMonths = 120; s.FreeLookDays = 365 })
+		top := plan(t, func(s *domain.PlanSpec) {
+			s.Entitlements = []domain.Entitlement{{Service: "oil_change", Count: 1, ListPrice: domain.MustMoney("999999999999.99")}}
+			s.Price = moneyPtr("999999999999.99")
+		})
+		b, err := domain.EncodeEvent(domain.PlanDefined{Plan: top})
+		require.NoError(t, err)
+		_, err = domain.DecodeEvent("PlanDefined", domain.SchemaVersion, b)
+		require.NoError(t, err, "a plan at the largest list total is stored and read back")
 	})
 	tests := []struct {
 		name   string
@@ -310,6 +319,13 @@ func TestPlan_Validate(t *testing.T) {
 		{"ErrFreeLookNegative", func(s *domain.PlanSpec) { s.FreeLookDays = -1 }, domain.CodeInvalidField, "free_look_days"},
 		{"ErrCode", func(s *domain.PlanSpec) { s.Code = "a b" }, domain.CodeInvalidField, "code"},
 		{"ErrName", func(s *domain.PlanSpec) { s.Name = "  " }, domain.CodeInvalidField, "name"},
+		{"ErrModel", func(s *domain.PlanSpec) { s.Models = []string{"Lavida", "La\tvida"} }, domain.CodeInvalidField, "models[1]"},
+		{"ErrGift", func(s *domain.PlanSpec) { s.Gifts = []string{strings.Repeat("g", 101)} }, domain.CodeInvalidField, "gifts[0]"},
+		// A list total beyond the largest amount would be stored in an
+		// event that no reader could decode.
+		{"ErrListTotalTooLarge", func(s *domain.PlanSpec) {
+			s.Entitlements[0] = domain.Entitlement{Service: "oil_change", Count: 2, ListPrice: domain.MustMoney("500000000000.00")}
+		}, domain.CodeInvalidAmount, "entitlements"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,17 +22,29 @@ var (
 
 // NormalizeVIN upper-cases and checks a vehicle identification number:
 // 17 characters of the VIN alphabet (digits and capitals but I, O, Q).
+// Only ASCII letters are upper-cased: strings.ToUpper would turn the long
+// s 'ſ' into 'S', accepting a VIN that was not sent.
 func NormalizeVIN(s string) (string, error) {
-	v := strings.ToUpper(strings.TrimSpace(s))
-	if !vinPattern.MatchString(v) {
+	v := []byte(strings.TrimSpace(s))
+	for i, c := range v {
+		if c >= 'a' && c <= 'z' {
+			v[i] = c - 'a' + 'A'
+		}
+	}
+	if !vinPattern.Match(v) {
 		return "", FieldErrorf(CodeInvalidField, "vin", "VIN %q must be 17 characters of digits and capital letters other than I, O and Q", truncate(s, 40))
 	}
-	return v, nil
+	return string(v), nil
 }
 
 // CheckText checks a free-text field: valid UTF-8, no control characters,
 // between min and max characters (runes) once surrounding space is trimmed.
-// It returns the trimmed text.
+// It returns the trimmed text. Control characters are those of Unicode's
+// Cc (C0, DEL, C1) and the line and paragraph separators, and also the
+// invisible format characters (Cf: bidirectional overrides, zero-width
+// space, byte-order mark, soft hyphen…) but the zero-width joiner and
+// non-joiner that some scripts and emoji need; U+FFFD, what a decoder
+// leaves of bytes it could not read; and the noncharacters.
 func CheckText(field, s string, min, max int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", FieldErrorf(CodeInvalidField, field, "is not valid UTF-8")
@@ -52,14 +64,29 @@ func CheckText(field, s string, min, max int) (string, error) {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return "", FieldErrorf(CodeInvalidField, field, "must not contain control characters")
 		}
-		// U+FFFD is what a decoder leaves of bytes it could not read; the
-		// bidirectional overrides make a printed name read differently
-		// from what is stored.
-		if r == utf8.RuneError || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+		if forbiddenRune(r) {
 			return "", FieldErrorf(CodeInvalidField, field, "must not contain the character U+%04X", r)
 		}
 	}
 	return t, nil
+}
+
+// forbiddenRune reports the printable-looking characters no text field may
+// hold. A format character is invisible: the bidirectional overrides make
+// a printed name read differently from what is stored, a zero-width space
+// makes two names that print alike differ.
+func forbiddenRune(r rune) bool {
+	switch {
+	case r == utf8.RuneError:
+		return true
+	case r == '\u200c' || r == '\u200d': // non-joiner, joiner
+		return false
+	case unicode.Is(unicode.Cf, r):
+		return true
+	case r >= '\ufdd0' && r <= '\ufdef', r&0xfffe == 0xfffe: // noncharacters
+		return true
+	}
+	return false
 }
 
 // checkPattern checks an identifier-like field against a pattern.
@@ -107,13 +134,17 @@ func CheckPhone(field, s string) error {
 	return checkPattern(field, s, phonePattern, "a phone number: digits, spaces or '-', optionally starting with '+'")
 }
 
-// CheckDate checks a calendar date written YYYY-MM-DD.
+// CheckDate checks a calendar date written YYYY-MM-DD, from the year 1900.
 func CheckDate(field, s string) error {
 	if !datePattern.MatchString(s) {
 		return FieldErrorf(CodeInvalidField, field, "%q is not a date written YYYY-MM-DD", truncate(s, 40))
 	}
-	if _, err := parseDate(s); err != nil {
+	d, err := parseDate(s)
+	if err != nil {
 		return FieldErrorf(CodeInvalidField, field, "%q is not a real date", s)
+	}
+	if d.Year() < 1900 {
+		return FieldErrorf(CodeInvalidField, field, "%q is before 1900", s)
 	}
 	return nil
 }

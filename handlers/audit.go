@@ -45,14 +45,9 @@ func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request) {
 // balancesAsOf recomputes every package from the events recorded at or
 // before as_of.
 func (s *Server) balancesAsOf(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query().Get("as_of")
-	if v == "" {
-		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "as_of", "is required: an RFC 3339 instant"))
-		return
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
+	t, err := parseAsOf(r.URL.Query().Get("as_of"))
 	if err != nil {
-		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "as_of", "%q is not an RFC 3339 instant", truncateText(v, 40)))
+		s.writeError(w, r, err)
 		return
 	}
 	ver := audit.New(s.cfg.Dealer, s.cfg.TZ).AsOf(t)
@@ -65,4 +60,16 @@ func (s *Server) balancesAsOf(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := ver.Balances()
 	writeJSON(w, http.StatusOK, b)
+}
+
+// parseAsOf reads the instant of an as-of query.
+func parseAsOf(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, "as_of", "is required: an RFC 3339 instant")
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, "as_of", "%q is not an RFC 3339 instant", truncateText(v, 40))
+	}
+	return checkInstant("as_of", t)
 }

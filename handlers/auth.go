@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -34,22 +33,42 @@ func LoadUsers(path string) ([]User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
-	var users []User
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields() // a misspelt "role" must not pass unnoticed
-	if err := d.Decode(&users); err != nil {
+	users, err := ParseUsers(b)
+	if err != nil {
 		return nil, fmt.Errorf("users file %s: %w", path, err)
+	}
+	return users, nil
+}
+
+// ParseUsers reads and checks the bytes of a users file, as strictly as a
+// request body: the file grants roles, so what it grants must be what
+// anyone reading it sees. One JSON array and nothing after it, valid
+// UTF-8, known keys written exactly ("roLe" would be read as "role" by
+// encoding/json, and by nobody else), each key once.
+func ParseUsers(b []byte) ([]User, error) {
+	var users []User
+	if err := decodeStrict(b, &users, json.Delim('['), "the users file"); err != nil {
+		return nil, err
 	}
 	return users, CheckUsers(users)
 }
 
-// CheckUsers validates users: known roles, lowercase hex hashes, unique ids
-// and hashes.
+// CheckUsers validates users: ids, known roles, lowercase hex hashes, ids
+// and hashes unique, names and stores within their rules (a store is
+// written into every event the user causes).
 func CheckUsers(users []User) error {
 	ids, hashes := map[string]bool{}, map[string]bool{}
 	for i, u := range users {
 		if err := domain.CheckID("id", u.ID); err != nil {
 			return fmt.Errorf("user %d: %w", i, err)
+		}
+		if _, err := domain.CheckText("name", u.Name, 0, 100); err != nil {
+			return fmt.Errorf("user %s: %w", u.ID, err)
+		}
+		if u.Store != "" {
+			if err := domain.CheckID("store", u.Store); err != nil {
+				return fmt.Errorf("user %s: %w", u.ID, err)
+			}
 		}
 		switch u.Role {
 		case domain.RoleAdvisor, domain.RoleCashier, domain.RoleManager, domain.RoleAuditor:

@@ -430,16 +430,17 @@ func genericCases(a *testAPI, r writeRoute) []badCase {
 			badCase{name: "control character escaped in " + f, body: jsonWith(r.valid, f, `"ab\u0007cd"`), status: 400, code: "invalid_field", field: f},
 			badCase{name: "NUL escaped in " + f, body: jsonWith(r.valid, f, `"ab\u0000cd"`), status: 400, code: "invalid_field", field: f},
 			badCase{name: "line separator in " + f, body: jsonWith(r.valid, f, `"ab\u2028cd"`), status: 400, code: "invalid_field", field: f},
-			badCase{name: "raw control character in " + f, body: jsonWith(r.valid, f, "\"ab\x07cd\""), status: 400, code: "invalid_request"},
+			badCase{name: "raw control character in " + f, body: jsonWith(r.valid, f, "\"ab\x07cd\""), status: 400, code: "invalid_field", field: f},
+			badCase{name: "raw tab in " + f, body: jsonWith(r.valid, f, "\"ab\tcd\""), status: 400, code: "invalid_field", field: f},
 			badCase{name: "blank " + f, body: jsonWith(r.valid, f, `"   "`), status: 400, code: "invalid_field", field: f},
 			badCase{name: "over-long " + f, body: jsonWith(r.valid, f, jstr(strings.Repeat("A", r.textMax+1))), status: 400, code: "invalid_field", field: f},
 			badCase{name: f + " as a number", body: jsonWith(r.valid, f, `12`), status: 400, code: "invalid_request", field: f},
 		)
-		// Refused either by the decoder (no field known) or by the field's
-		// text rule.
-		c := badCase{name: "invalid UTF-8 in " + f, body: jsonWith(r.valid, f, "\"ab\xff\xfecd\""), status: 400, code: "invalid_request|invalid_field"}
-		s := badCase{name: "lone surrogate escaped in " + f, body: jsonWith(r.valid, f, `"ab\ud800cd"`), status: 400, code: "invalid_request|invalid_field"}
-		cs = append(cs, c, s)
+		cs = append(cs,
+			badCase{name: "invalid UTF-8 in " + f, body: jsonWith(r.valid, f, "\"ab\xff\xfecd\""), status: 400, code: "invalid_field", field: f},
+			badCase{name: "UTF-8 of a surrogate in " + f, body: jsonWith(r.valid, f, "\"ab\xed\xa0\x80cd\""), status: 400, code: "invalid_field", field: f},
+			badCase{name: "lone surrogate escaped in " + f, body: jsonWith(r.valid, f, `"ab\ud800cd"`), status: 400, code: "invalid_field", field: f},
+		)
 	}
 	for i := range cs {
 		switch cs[i].auth {
@@ -504,7 +505,7 @@ func TestAPI_BadInput(t *testing.T) {
 		"define plan": {
 			{name: "money as a JSON number", body: jsonWith(plan, "price", `2400.00`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "money as a JSON integer", body: jsonWith(plan, "price", `2400`), status: 400, code: "invalid_amount", field: "price"},
-			{name: "list price as a JSON number", body: jsonWith(plan, "entitlements.0.list_price", `480.00`), status: 400, code: "invalid_amount", field: "entitlements.list_price"},
+			{name: "list price as a JSON number", body: jsonWith(plan, "entitlements.0.list_price", `480.00`), status: 400, code: "invalid_amount", field: "entitlements[0].list_price"},
 			{name: "three decimals", body: jsonWith(plan, "price", `"2400.000"`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "one decimal", body: jsonWith(plan, "price", `"2400.0"`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "no decimals", body: jsonWith(plan, "price", `"2400"`), status: 400, code: "invalid_amount", field: "price"},
@@ -515,7 +516,7 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "empty string amount", body: jsonWith(plan, "price", `""`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "zero price", body: jsonWith(plan, "price", `"0.00"`), status: 400, code: "invalid_amount", field: "price"},
 			{name: "price above list total", body: jsonWith(plan, "price", `"2880.01"`), status: 400, code: "invalid_amount", field: "price"},
-			{name: "negative list price", body: jsonWith(plan, "entitlements.0.list_price", `"-480.00"`), status: 400, code: "invalid_amount", field: "entitlements.list_price"},
+			{name: "negative list price", body: jsonWith(plan, "entitlements.0.list_price", `"-480.00"`), status: 400, code: "invalid_amount", field: "entitlements[0].list_price"},
 			{name: "rate as a JSON number", body: jsonWith(noPrice, "rate", `0.85`), status: 400, code: "invalid_field", field: "rate"},
 			{name: "rate with five decimals", body: jsonWith(noPrice, "rate", `"0.85001"`), status: 400, code: "invalid_field", field: "rate"},
 			{name: "rate above one", body: jsonWith(noPrice, "rate", `"1.5"`), status: 400, code: "invalid_field", field: "rate"},
@@ -524,8 +525,8 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "missing required field entitlements", body: jsonWith(plan, "entitlements", ""), status: 400, code: "invalid_field", field: "entitlements"},
 			{name: "missing price and rate", body: jsonWith(noPrice, "", ""), status: 400, code: "invalid_field", field: "price"},
 			{name: "missing validity", body: jsonWith(plan, "validity_months", ""), status: 400, code: "invalid_field", field: "validity_months"},
-			{name: "count as a string", body: jsonWith(plan, "entitlements.0.count", `"6"`), status: 400, code: "invalid_request", field: "entitlements.count"},
-			{name: "count as a fraction", body: jsonWith(plan, "entitlements.0.count", `6.5`), status: 400, code: "invalid_request", field: "entitlements.count"},
+			{name: "count as a string", body: jsonWith(plan, "entitlements.0.count", `"6"`), status: 400, code: "invalid_request", field: "entitlements[0].count"},
+			{name: "count as a fraction", body: jsonWith(plan, "entitlements.0.count", `6.5`), status: 400, code: "invalid_request", field: "entitlements[0].count"},
 			{name: "unknown field in an entitlement", body: jsonWith(plan, "entitlements.0.colour", `"red"`), status: 400, code: "invalid_request"},
 			{name: "unknown refund policy", body: jsonWith(plan, "refund_policy", `"no_refund"`), status: 400, code: "invalid_field", field: "refund_policy"},
 			{name: "bad code", body: jsonWith(plan, "code", `"bad code!"`), status: 400, code: "invalid_field", field: "code"},
@@ -570,7 +571,7 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "missing required field method", body: jsonWith(payment, "method", ""), status: 400, code: "invalid_field", field: "method"},
 			{name: "unknown method", body: jsonWith(payment, "method", `"bitcoin"`), status: 400, code: "invalid_field", field: "method"},
 			{name: "receipt with a space", body: jsonWith(payment, "receipt", `"R 1"`), status: 400, code: "invalid_field", field: "receipt"},
-			{name: "invalid UTF-8 receipt", body: jsonWith(payment, "receipt", "\"R\xff1\""), status: 400, code: "invalid_request"},
+			{name: "invalid UTF-8 receipt", body: jsonWith(payment, "receipt", "\"R\xff1\""), status: 400, code: "invalid_field", field: "receipt"},
 			{name: "overpayment", body: jsonWith(payment, "amount", `"2448.01"`), status: 422, code: "overpayment", field: "amount"},
 			{name: "overpayment of a paid package", path: pkg(fx.active, "/payments"), auth: csh, body: payBody("1.00", "R-NEW-2"), status: 422, code: "overpayment", field: "amount"},
 			{name: "payment on a refunded package", path: pkg(fx.refunded, "/payments"), auth: csh, body: payBody("1.00", "R-NEW-3"), status: 409, code: "package_not_active"},
@@ -632,6 +633,10 @@ func TestAPI_BadInput(t *testing.T) {
 			{name: "unknown package", path: pkg(unknownID, "/breakage"), auth: mgr, body: reason, status: 404, code: "package_not_found"},
 			{name: "non-uuid package", path: pkg("not-a-uuid", "/breakage"), auth: mgr, body: reason, status: 404, code: "package_not_found"},
 		},
+	}
+	for route, cs := range fieldLimitCases(t, fx, pkg, mgr) {
+		require.Contains(t, specific, route)
+		specific[route] = append(specific[route], cs...)
 	}
 	// Every status in the table is one DESIGN.md §5 names for a refusal.
 	for _, r := range routes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/packledger/packledger/domain"
@@ -32,7 +33,12 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 	return &fuzzEnv{a: a, fx: newFixtures(f, a)}
 }
 
-// checkAnswer is the property every fuzz target checks.
+// checkAnswer is the property every fuzz target checks. A refusal has the
+// error shape, a 400 is one of the malformed-input codes, a refusal that
+// blames a field or an amount names the field, and nothing is appended.
+// An acceptance is a JSON object, and every event it appended holds only
+// text that the field rules allow: valid UTF-8, no control or format
+// character, no surrounding space, at most 500 characters.
 func (e *fuzzEnv) checkAnswer(t *testing.T, path string, role domain.Role, body []byte) {
 	t.Helper()
 	ctx := context.Background()
@@ -47,15 +53,21 @@ func (e *fuzzEnv) checkAnswer(t *testing.T, path string, role domain.Role, body 
 	if ans.Status >= 500 {
 		t.Fatalf("POST %s %q: %d %s", path, body, ans.Status, ans.Raw)
 	}
+	after, err := e.a.Store.LastSeq(ctx)
+	if err != nil {
+		t.Fatalf("last seq: %v", err)
+	}
 	if ans.Status >= 300 {
-		if _, _, err := errorShape(ans.Raw); err != nil {
+		code, field, err := errorShape(ans.Raw)
+		if err != nil {
 			t.Fatalf("POST %s %q: %d: %v", path, body, ans.Status, err)
 		}
-		after, err := e.a.Store.LastSeq(ctx)
-		if err != nil {
-			t.Fatalf("last seq: %v", err)
-		}
-		if after != before {
+		switch {
+		case ans.Status == 400 && code != domain.CodeInvalidRequest && code != domain.CodeInvalidField && code != domain.CodeInvalidAmount:
+			t.Fatalf("POST %s %q: 400 with code %q: %s", path, body, code, ans.Raw)
+		case (code == domain.CodeInvalidField || code == domain.CodeInvalidAmount) && field == "":
+			t.Fatalf("POST %s %q: %s names no field: %s", path, body, code, ans.Raw)
+		case after != before:
 			t.Fatalf("POST %s %q: refused with %d but the stream moved from %d to %d: %s", path, body, ans.Status, before, after, ans.Raw)
 		}
 		return
@@ -64,6 +76,70 @@ func (e *fuzzEnv) checkAnswer(t *testing.T, path string, role domain.Role, body 
 	if err := json.Unmarshal(ans.Raw, &obj); err != nil {
 		t.Fatalf("POST %s %q: %d but the answer is not a JSON object: %v: %s", path, body, ans.Status, err, ans.Raw)
 	}
+	for seq := before + 1; seq <= after; seq++ {
+		env, err := e.a.Store.Get(ctx, seq)
+		if err != nil {
+			t.Fatalf("POST %s %q: appended seq %d, which does not read back: %v", path, body, seq, err)
+		}
+		if err := storedText(env); err != nil {
+			t.Fatalf("POST %s %q: appended a %s whose %v", path, body, env.Type, err)
+		}
+	}
+}
+
+// storedText checks every string of an appended event, envelope and data,
+// against the rule for text that reaches the log.
+func storedText(env domain.Envelope) error {
+	for field, s := range map[string]string{"store": env.Store, "actor.id": env.Actor.ID, "idempotency_key": env.Key} {
+		if err := textRule(field, s); err != nil {
+			return err
+		}
+	}
+	var data any
+	if err := json.Unmarshal(env.Data, &data); err != nil {
+		return fmt.Errorf("data does not decode: %v", err)
+	}
+	if sold, ok := env.Event.(domain.PackageSold); ok {
+		if v, err := domain.NormalizeVIN(sold.Vehicle.VIN); err != nil || v != sold.Vehicle.VIN {
+			return fmt.Errorf("VIN %q is not a VIN in upper case", sold.Vehicle.VIN)
+		}
+	}
+	return walkStrings(data, "data", textRule)
+}
+
+func textRule(field, s string) error {
+	t, err := domain.CheckText(field, s, 0, 500)
+	if err != nil {
+		return fmt.Errorf("%s %q: %v", field, s, err)
+	}
+	if t != s {
+		return fmt.Errorf("%s %q has surrounding space", field, s)
+	}
+	return nil
+}
+
+// walkStrings calls fn on every key and string of a decoded JSON value.
+func walkStrings(v any, path string, fn func(field, s string) error) error {
+	switch v := v.(type) {
+	case string:
+		return fn(path, v)
+	case []any:
+		for i, x := range v {
+			if err := walkStrings(x, fmt.Sprintf("%s[%d]", path, i), fn); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, x := range v {
+			if err := fn(path+" key", k); err != nil {
+				return err
+			}
+			if err := walkStrings(x, path+"."+k, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // seedBodies are the bodies every target starts from, beside its own.
@@ -174,5 +250,78 @@ func FuzzRedemptionBody(f *testing.F) {
 	e := newFuzzEnv(f)
 	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
 		e.checkAnswer(t, "/v1/packages/"+e.packageFor(which)+"/redemptions", domain.RoleAdvisor, body)
+	})
+}
+
+// reasonTexts are reasons worth trying in every {reason} body.
+var reasonTexts = []string{
+	"entered by mistake", "  padded  ", strings.Repeat("x", 500), strings.Repeat("x", 501), strings.Repeat("李", 500),
+	"a\\u0000b", "a\\tb", "a\\u2028b", "a\\u202eb", "a\\u200bb", "a\\ufeffb", "a\\ufffdb", "a\\ud800b", "a\\u00adb", "\\u3000", "",
+}
+
+func reasonBodies() []string {
+	var out []string
+	for _, r := range reasonTexts {
+		out = append(out, `{"reason":"`+r+`"}`)
+	}
+	return append(out, `{"reason":null}`, `{"reason":1}`, `{"reason":["x"]}`, `{"reason":"x","amount":"1.00"}`,
+		`{"reason":"x","reason":"y"}`, `{"Reason":"x"}`, "{\"reason\":\"a\x01b\"}", "{\"reason\":\"a\xffb\"}")
+}
+
+// reasonRoute picks one of the {reason} routes and a target for it, so
+// that one input meets every route and state.
+func (e *fuzzEnv) reasonRoute(which uint8) (string, domain.Role) {
+	const unknown = "0193a0b4-7f6e-7c3a-9d2b-5e8f1a2b3c4d"
+	pkg := func(id, rest string) string { return "/v1/packages/" + id + rest }
+	routes := []string{
+		pkg(e.fx.active, "/payments/"+e.fx.activePay+"/void"),
+		pkg(e.fx.redeemed, "/payments/"+e.fx.redeemedPay+"/void"),
+		pkg(e.fx.active, "/payments/"+unknown+"/void"),
+		pkg(e.fx.redeemed, "/redemptions/"+e.fx.redeemedRed+"/reverse"),
+		pkg(e.fx.usedUp, "/redemptions/"+unknown+"/reverse"),
+		"/v1/plans/" + e.fx.spare + "/retire",
+		"/v1/plans/" + e.fx.retired + "/retire",
+		"/v1/plans/NOPE/retire",
+		pkg(e.fx.expired, "/breakage"),
+		pkg(e.fx.active, "/breakage"),
+	}
+	return routes[int(which)%len(routes)], domain.RoleManager
+}
+
+// FuzzReasonBody: the {reason} bodies of void, reverse, retire and
+// breakage.
+func FuzzReasonBody(f *testing.F) {
+	for _, s := range append(append([]string{}, seedBodies...), reasonBodies()...) {
+		for which := range uint8(10) {
+			f.Add([]byte(s), which)
+		}
+	}
+	e := newFuzzEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
+		path, role := e.reasonRoute(which)
+		e.checkAnswer(t, path, role, body)
+	})
+}
+
+// FuzzRefundBody: the {method, reason} body of a refund, on a package in
+// every state.
+func FuzzRefundBody(f *testing.F) {
+	bodies := []string{
+		`{"method":"cash","reason":"moving away"}`, `{"method":"bank_transfer","reason":"customer sold the car"}`,
+		`{"method":"gold","reason":"x"}`, `{"method":"","reason":"x"}`, `{"method":"CASH","reason":"x"}`, `{"method":" cash","reason":"x"}`,
+		`{"method":"cash"}`, `{"reason":"x"}`, `{"method":null,"reason":null}`, `{"method":"cash","reason":"x","amount":"2448.00"}`,
+		`{"method":"cash","reason":"x","fee":"0.00"}`, `{"method":"cash\u0000","reason":"x"}`,
+	}
+	for _, r := range reasonTexts {
+		bodies = append(bodies, `{"method":"wechat","reason":"`+r+`"}`)
+	}
+	for _, s := range append(append([]string{}, seedBodies...), bodies...) {
+		for which := range uint8(7) {
+			f.Add([]byte(s), which)
+		}
+	}
+	e := newFuzzEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
+		e.checkAnswer(t, "/v1/packages/"+e.packageFor(which)+"/refund", domain.RoleManager, body)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -147,21 +148,9 @@ func (s *Server) getPackage(w http.ResponseWriter, r *http.Request) {
 const maxFind = 1000
 
 func (s *Server) findPackages(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxFind {
-			s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "limit", "must be a whole number from 1 to %d", maxFind))
-			return
-		}
-		limit = n
-	}
-	status := domain.Status(q.Get("status"))
-	switch status {
-	case "", domain.StatusAwaitingPayment, domain.StatusActive, domain.StatusUsedUp, domain.StatusExpired, domain.StatusRefunded:
-	default:
-		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "status", "unknown status %q", truncateText(string(status), 40)))
+	fq, err := parseFindQuery(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if err := s.ready(r); err != nil {
@@ -170,17 +159,61 @@ func (s *Server) findPackages(w http.ResponseWriter, r *http.Request) {
 	}
 	var ps []domain.Package
 	s.reads.Read(func(m *projections.Model) {
-		for _, p := range m.Find(projections.Query{VIN: q.Get("vin"), Plate: q.Get("plate"), Customer: q.Get("customer")}) {
-			if status == "" || p.Status == status {
+		for _, p := range m.Find(fq.Query) {
+			if fq.status == "" || p.Status == fq.status {
 				ps = append(ps, p)
 			}
 		}
 	})
 	total := len(ps)
-	if len(ps) > limit {
-		ps = ps[:limit]
+	if len(ps) > fq.limit {
+		ps = ps[:fq.limit]
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"packages": viewPackages(ps), "count": len(ps), "total": total})
+}
+
+// findQuery is what a package search asks for.
+type findQuery struct {
+	projections.Query
+	status domain.Status
+	limit  int
+}
+
+// parseFindQuery reads a package search: vin, plate and customer under the
+// rules of the fields they look up (a VIN in any case), status, limit.
+func parseFindQuery(q url.Values) (findQuery, error) {
+	fq := findQuery{limit: 100}
+	var err error
+	if v := q.Get("vin"); v != "" {
+		if fq.VIN, err = domain.NormalizeVIN(v); err != nil {
+			return fq, err
+		}
+	}
+	if v := q.Get("plate"); v != "" {
+		if fq.Plate, err = domain.CheckText("plate", v, 2, domain.MaxPlate); err != nil {
+			return fq, err
+		}
+	}
+	if v := q.Get("customer"); v != "" {
+		if err := domain.CheckID("customer", v); err != nil {
+			return fq, err
+		}
+		fq.Customer = v
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxFind {
+			return fq, domain.FieldErrorf(domain.CodeInvalidField, "limit", "must be a whole number from 1 to %d", maxFind)
+		}
+		fq.limit = n
+	}
+	fq.status = domain.Status(q.Get("status"))
+	switch fq.status {
+	case "", domain.StatusAwaitingPayment, domain.StatusActive, domain.StatusUsedUp, domain.StatusExpired, domain.StatusRefunded:
+	default:
+		return fq, domain.FieldErrorf(domain.CodeInvalidField, "status", "unknown status %q", truncateText(string(fq.status), 40))
+	}
+	return fq, nil
 }
 
 type paymentRequest struct {

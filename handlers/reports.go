@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/packledger/packledger/domain"
@@ -37,39 +38,9 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 const maxReportDays = 3660
 
 func (s *Server) liabilityReport(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	now := s.now()
-	y, m, d := now.Date()
-	from := time.Date(y, m, 1, 0, 0, 0, 0, s.cfg.TZ) // this month so far
-	to := time.Date(y, m, d+1, 0, 0, 0, 0, s.cfg.TZ)
-	var err error
-	if v := q.Get("from"); v != "" {
-		if from, err = s.parseBound("from", v, false); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
-	if v := q.Get("to"); v != "" {
-		if to, err = s.parseBound("to", v, true); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
-	if !from.Before(to) {
-		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "to", "must be after from"))
-		return
-	}
-	byDay := false
-	switch q.Get("by") {
-	case "":
-	case "day":
-		byDay = true
-		if to.Sub(from) > maxReportDays*24*time.Hour {
-			s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "by", "at most %d days by day", maxReportDays))
-			return
-		}
-	default:
-		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "by", "only \"day\" is supported"))
+	rq, err := parseReportQuery(r.URL.Query(), s.now(), s.cfg.TZ)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if err := s.ready(r); err != nil {
@@ -77,47 +48,88 @@ func (s *Server) liabilityReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rep projections.Report
-	s.reads.Read(func(m *projections.Model) { rep = m.Liability().Report(from, to, byDay) })
+	s.reads.Read(func(m *projections.Model) { rep = m.Liability().Report(rq.from, rq.to, rq.byDay) })
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// reportQuery is what a liability report's query asks for.
+type reportQuery struct {
+	from, to time.Time
+	byDay    bool
+}
+
+// parseReportQuery reads from, to and by; from and to default to this
+// month so far, in the dealer's time zone tz.
+func parseReportQuery(q url.Values, now time.Time, tz *time.Location) (reportQuery, error) {
+	y, m, d := now.In(tz).Date()
+	rq := reportQuery{
+		from: time.Date(y, m, 1, 0, 0, 0, 0, tz), // this month so far
+		to:   time.Date(y, m, d+1, 0, 0, 0, 0, tz),
+	}
+	var err error
+	if v := q.Get("from"); v != "" {
+		if rq.from, err = parseBound("from", v, false, tz); err != nil {
+			return rq, err
+		}
+	}
+	if v := q.Get("to"); v != "" {
+		if rq.to, err = parseBound("to", v, true, tz); err != nil {
+			return rq, err
+		}
+	}
+	if !rq.from.Before(rq.to) {
+		return rq, domain.FieldErrorf(domain.CodeInvalidField, "to", "must be after from")
+	}
+	switch q.Get("by") {
+	case "":
+	case "day":
+		rq.byDay = true
+		if rq.to.Sub(rq.from) > maxReportDays*24*time.Hour {
+			return rq, domain.FieldErrorf(domain.CodeInvalidField, "by", "at most %d days by day", maxReportDays)
+		}
+	default:
+		return rq, domain.FieldErrorf(domain.CodeInvalidField, "by", "only \"day\" is supported")
+	}
+	return rq, nil
+}
+
+// Instants a query may name: from the year 2000 as written, so that no
+// time zone of the time then had an offset of seconds, which RFC 3339
+// cannot write (Shanghai's was +08:05:43 until 1901); before the start of
+// 9999 UTC, so that every one can be written in any offset.
+var lastInstant = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const firstYear = 2000
+
+func checkInstant(field string, t time.Time) (time.Time, error) {
+	if t.Year() < firstYear || t.After(lastInstant) {
+		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, field, "must lie between %d and %s", firstYear, lastInstant.Format(time.RFC3339))
+	}
+	return t, nil
 }
 
 // parseBound reads a report bound: an RFC 3339 instant, or a business day
 // YYYY-MM-DD meaning its start (from) or its end (to, so that to=that day
 // includes it).
-func (s *Server) parseBound(field, v string, end bool) (time.Time, error) {
+func parseBound(field, v string, end bool, tz *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
+		return checkInstant(field, t)
 	}
-	d, err := time.ParseInLocation("2006-01-02", v, s.cfg.TZ)
+	d, err := time.ParseInLocation("2006-01-02", v, tz)
 	if err != nil {
 		return time.Time{}, domain.FieldErrorf(domain.CodeInvalidField, field, "%q is neither an RFC 3339 instant nor a date YYYY-MM-DD", truncateText(v, 40))
 	}
 	if end {
 		d = d.AddDate(0, 0, 1)
 	}
-	return d, nil
+	return checkInstant(field, d)
 }
 
 func (s *Server) dailyClose(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	u := userOf(r.Context())
-	date := q.Get("date")
-	if date == "" {
-		date = s.now().Format("2006-01-02")
-	} else if err := domain.CheckDate("date", date); err != nil {
+	date, store, err := parseCloseQuery(r.URL.Query(), userOf(r.Context()), s.now())
+	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	store := q.Get("store")
-	if u.Role == domain.RoleCashier {
-		// A cashier closes their own store's day.
-		if store == "" {
-			store = u.Store
-		}
-		if store != u.Store {
-			s.writeError(w, r, domain.Errorf(domain.CodeForbidden, "a cashier reads only the close of their own store (%s)", u.Store))
-			return
-		}
 	}
 	if err := s.ready(r); err != nil {
 		s.writeError(w, r, err)
@@ -129,6 +141,33 @@ func (s *Server) dailyClose(w http.ResponseWriter, r *http.Request) {
 		projections.CloseReport
 		KeyFingerprint string `json:"key_fingerprint"`
 	}{rep, s.cfg.KeyFingerprint})
+}
+
+// parseCloseQuery reads the business day (default: the day of now, in its
+// zone) and the store of a daily close ("": every store). A cashier closes
+// their own store's day.
+func parseCloseQuery(q url.Values, u User, now time.Time) (date, store string, err error) {
+	date = q.Get("date")
+	if date == "" {
+		date = now.Format("2006-01-02")
+	} else if err := domain.CheckDate("date", date); err != nil {
+		return "", "", err
+	}
+	store = q.Get("store")
+	if store != "" {
+		if err := domain.CheckID("store", store); err != nil {
+			return "", "", err
+		}
+	}
+	if u.Role == domain.RoleCashier {
+		if store == "" {
+			store = u.Store
+		}
+		if store != u.Store {
+			return "", "", domain.Errorf(domain.CodeForbidden, "a cashier reads only the close of their own store (%s)", u.Store)
+		}
+	}
+	return date, store, nil
 }
 
 type healthBody struct {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -228,17 +229,25 @@ type wrapped struct {
 func (w *wrapped) Error() string   { return w.de.Error() + ": " + w.cause.Error() }
 func (w *wrapped) Unwrap() []error { return []error{w.de, w.cause} }
 
+// parseID reads an id of a path in the one form the API writes ids:
+// uuid.Parse also takes upper case, braces, "urn:uuid:" and no dashes, and
+// two spellings of one path would make an honest retry's digest differ.
 func parseID(s string, code, what string) (uuid.UUID, error) {
 	id, err := uuid.Parse(s)
-	if err != nil {
+	if err != nil || id.String() != s {
 		return uuid.Nil, domain.Errorf(code, "no %s %q", what, truncateText(s, 60))
 	}
 	return id, nil
 }
 
+// truncateText shortens s to at most n bytes for a message, never
+// splitting a character.
 func truncateText(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -34,6 +34,11 @@ func openExport(name string) (*exportReader, error) {
 			return nil, fmt.Errorf("--file: %w", err)
 		}
 	}
+	return readExport(name, f)
+}
+
+// readExport reads the header of the export in f; the records follow.
+func readExport(name string, f io.ReadCloser) (*exportReader, error) {
 	x := &exportReader{name: name, c: f, r: bufio.NewReaderSize(f, 1<<20)}
 	line, err := x.r.ReadBytes('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
@@ -41,7 +46,7 @@ func openExport(name string) (*exportReader, error) {
 		return nil, fmt.Errorf("%s: no export header: %w", name, err)
 	}
 	x.line = 1
-	if err := json.Unmarshal(line, &x.header); err != nil || x.header.Format != 1 {
+	if err := decodeExact(line, x.header.fields()); err != nil || x.header.Format != 1 {
 		f.Close()
 		return nil, fmt.Errorf("%s: not a packledger jsonl export (its first line must be the header {\"packledger_export\":1,...})", name)
 	}
@@ -63,6 +68,57 @@ type exportRecord struct {
 	Key        string          `json:"key"`
 	Body       json.RawMessage `json:"body"`
 	BodyBase64 []byte          `json:"body_base64"`
+}
+
+// fields are the keys of a record line and where each is decoded to.
+func (r *exportRecord) fields() map[string]any {
+	return map[string]any{"seq": &r.Seq, "subject": &r.Subject, "hash": &r.Hash, "sig": &r.Sig, "key": &r.Key,
+		"body": &r.Body, "body_base64": &r.BodyBase64}
+}
+
+// fields are the keys of the header line and where each is decoded to.
+func (h *exportHeader) fields() map[string]any {
+	return map[string]any{"packledger_export": &h.Format, "dealer": &h.Dealer, "stream": &h.Stream,
+		"public_keys": &h.PublicKeys, "from": &h.From, "to": &h.To, "partial": &h.Partial,
+		"first_seq": &h.FirstSeq, "last_seq": &h.LastSeq, "events": &h.Events, "exported_at": &h.ExportedAt}
+}
+
+// decodeExact decodes one JSON object into fields by key, exactly as
+// export writes it: every key known and written in its case, each once,
+// nothing after the object. encoding/json would read "SEQ" as "seq" and
+// keep the last of two "seq" keys, so a line could tell verify a sequence
+// that jq or an auditor's script does not see.
+func decodeExact(line []byte, fields map[string]any) error {
+	d := json.NewDecoder(bytes.NewReader(line))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		dst, ok := fields[key]
+		switch {
+		case !ok:
+			return fmt.Errorf("unknown key %q", key)
+		case seen[key]:
+			return fmt.Errorf("the key %q appears twice", key)
+		}
+		seen[key] = true
+		if err := d.Decode(dst); err != nil {
+			return err
+		}
+	}
+	if _, err := d.Token(); err != nil { // '}'
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("data after the object")
+	}
+	return nil
 }
 
 func (r exportRecord) body() []byte {
@@ -141,7 +197,7 @@ type exportScan struct {
 func (x *exportReader) record(line []byte, res *scanResult, st *exportScan, prog *progress,
 	add func(seq uint64, subject string, env domain.Envelope, err error)) {
 	var rec exportRecord
-	if err := json.Unmarshal(line, &rec); err != nil || rec.Seq == 0 || rec.Subject == "" {
+	if err := decodeExact(line, rec.fields()); err != nil || rec.Seq == 0 || rec.Subject == "" {
 		add(0, "", domain.Envelope{}, fmt.Errorf("export line %d: not an event record", x.line))
 		return
 	}
