@@ -13,11 +13,11 @@ import (
 	"github.com/packledger/packledger/domain"
 )
 
-// TestStore_LeaderReadsMatchDirectGets: reading a subject one message at
-// a time through the stream's leader, as a claim is looked for again
-// before a payment is called foreign, gives what the batched direct gets
-// give: the same events, foreign ones and last sequence.
-func TestStore_LeaderReadsMatchDirectGets(t *testing.T) {
+// internalStore is a store on a fresh embedded server, for tests that
+// read the store's unexported reads side by side (eventstoretest cannot
+// be used here: it imports this package).
+func internalStore(t *testing.T) (*Store, *nats.Conn, *Signer) {
+	t.Helper()
 	dir := t.TempDir()
 	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: true})
 	require.NoError(t, err)
@@ -27,26 +27,39 @@ func TestStore_LeaderReadsMatchDirectGets(t *testing.T) {
 	t.Cleanup(nc.Close)
 	signer, err := LoadOrCreateKey(filepath.Join(dir, "ledger.key"))
 	require.NoError(t, err)
-	ctx := context.Background()
-	st, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer})
+	st, err := Open(context.Background(), nc, Config{Dealer: "demo", Signer: signer})
 	require.NoError(t, err)
+	return st, nc, signer
+}
 
-	id := uuid.New()
-	subject := st.Subjects().Package(id.String())
+// appendAll writes each slice of events as one command on the package.
+func appendAll(t *testing.T, st *Store, id uuid.UUID, cmds ...[]domain.Event) {
+	t.Helper()
 	meta := Meta{Store: "main", Actor: domain.Actor{ID: "a", Role: domain.RoleCashier}}
 	now := func() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
-	for i, evs := range [][]domain.Event{
-		{domain.PackageSold{PackageID: id, Price: domain.MustMoney("2.00")}},
-		{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}},
-		{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-2"}},
-	} {
-		_, err := st.Update(ctx, subject, meta, now, func([]domain.Envelope) (Change, error) {
+	for i, evs := range cmds {
+		_, err := st.Update(context.Background(), st.Subjects().Package(id.String()), meta, now, func([]domain.Envelope) (Change, error) {
 			return st.Subjects().PackageChange(id, evs), nil
 		})
-		require.NoError(t, err, "event %d", i)
+		require.NoError(t, err, "command %d", i)
 	}
+}
+
+// TestStore_LeaderReadsMatchDirectGets: reading a subject one message at
+// a time through the stream's leader, as a claim is looked for again
+// before a payment is called foreign, gives what the batched direct gets
+// give: the same events, foreign ones and last sequence.
+func TestStore_LeaderReadsMatchDirectGets(t *testing.T) {
+	st, nc, _ := internalStore(t)
+	ctx := context.Background()
+	id := uuid.New()
+	subject := st.Subjects().Package(id.String())
+	appendAll(t, st, id,
+		[]domain.Event{domain.PackageSold{PackageID: id, Price: domain.MustMoney("2.00")}},
+		[]domain.Event{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}},
+		[]domain.Event{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-2"}})
 	// A message that is not the ledger's own, in the middle.
-	_, err = nc.Request(subject, []byte(`{"not":"an event"}`), 5*time.Second)
+	_, err := nc.Request(subject, []byte(`{"not":"an event"}`), 5*time.Second)
 	require.NoError(t, err)
 
 	direct, err := st.loadSubject(ctx, subject, st.loadFrom)
@@ -68,30 +81,13 @@ func TestStore_LeaderReadsMatchDirectGets(t *testing.T) {
 // foreign, it would drop out of the history a write is decided on, and
 // that write would chain past it: the ledger's own payment cut off.
 func TestStore_UnreadableClaimFailsTheLoad(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: true})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	require.NoError(t, err)
-	signer, err := LoadOrCreateKey(filepath.Join(dir, "ledger.key"))
-	require.NoError(t, err)
+	st, nc, signer := internalStore(t)
 	ctx := context.Background()
-	st, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer})
-	require.NoError(t, err)
 	id := uuid.New()
 	subject := st.Subjects().Package(id.String())
-	meta := Meta{Store: "main", Actor: domain.Actor{ID: "a", Role: domain.RoleCashier}}
-	now := func() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
-	for _, evs := range [][]domain.Event{
-		{domain.PackageSold{PackageID: id, Price: domain.MustMoney("2.00")}},
-		{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}},
-	} {
-		_, err := st.Update(ctx, subject, meta, now, func([]domain.Envelope) (Change, error) {
-			return st.Subjects().PackageChange(id, evs), nil
-		})
-		require.NoError(t, err)
-	}
+	appendAll(t, st, id,
+		[]domain.Event{domain.PackageSold{PackageID: id, Price: domain.MustMoney("2.00")}},
+		[]domain.Event{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}})
 	st2, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer}) // no claims cached
 	require.NoError(t, err)
 	closeAfter := func(ctx context.Context, subject string, start uint64) ([]rawRecord, uint64, uint64, error) {
@@ -110,31 +106,13 @@ func TestStore_UnreadableClaimFailsTheLoad(t *testing.T) {
 // (404) or make the subject unreadable (408), blocking the package's
 // writes for good.
 func TestStore_StatusHeaderOnAStoredMessage(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: true})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	signer, err := LoadOrCreateKey(filepath.Join(dir, "ledger.key"))
-	require.NoError(t, err)
+	st, nc, signer := internalStore(t)
 	ctx := context.Background()
-	st, err := Open(ctx, nc, Config{Dealer: "demo", Signer: signer})
-	require.NoError(t, err)
 	id := uuid.New()
 	subject := st.Subjects().Package(id.String())
-	meta := Meta{Store: "main", Actor: domain.Actor{ID: "a", Role: domain.RoleCashier}}
-	now := func() time.Time { return time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) }
-	update := func(evs ...domain.Event) {
-		t.Helper()
-		_, err := st.Update(ctx, subject, meta, now, func([]domain.Envelope) (Change, error) {
-			return st.Subjects().PackageChange(id, evs), nil
-		})
-		require.NoError(t, err)
-	}
-	update(domain.PackageSold{PackageID: id, Price: domain.MustMoney("3.00")})
-	update(domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"})
+	appendAll(t, st, id,
+		[]domain.Event{domain.PackageSold{PackageID: id, Price: domain.MustMoney("3.00")}},
+		[]domain.Event{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-1"}})
 	for _, f := range []struct{ subject, status string }{
 		{subject, "404"}, {st.Subjects().Receipt("R-1"), "408"}, {subject, "204"},
 	} {
@@ -150,7 +128,7 @@ func TestStore_StatusHeaderOnAStoredMessage(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, sub.Events, 2, "both events read past the foreign 404")
 	require.Len(t, sub.Foreign, 2)
-	update(domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-2"})
+	appendAll(t, st, id, []domain.Event{domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"), Method: "cash", Receipt: "R-2"}})
 	hist, err := st2.Load(ctx, subject)
 	require.NoError(t, err)
 	require.Len(t, hist, 3, "a write after them chains on")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,9 +49,8 @@ type ack struct {
 // transport error, a 503, a concurrent_update) is retried with the same
 // key until it gets one.
 type clusterLoad struct {
-	t      *testing.T
-	srv    *proc
-	client *http.Client
+	t   *testing.T
+	srv *proc
 
 	mu          sync.Mutex
 	acks        []ack
@@ -65,48 +63,30 @@ type clusterLoad struct {
 }
 
 func newClusterLoad(t *testing.T, srv *proc) *clusterLoad {
-	return &clusterLoad{t: t, srv: srv, client: &http.Client{Timeout: 10 * time.Second},
+	return &clusterLoad{t: t, srv: srv,
 		why: map[string]int{}, ackAt: map[string]time.Time{}, payments: map[string]map[string]string{}, redemptions: map[string]map[string]string{}}
 }
 
 // post sends one write until the ledger answers it definitely, and
 // returns the answer; ok is false if the deadline passed first.
 func (l *clusterLoad) post(role, path, key string, body any, deadline time.Time) (map[string]any, bool) {
-	j, err := json.Marshal(body)
-	require.NoError(l.t, err)
 	backoff := 20 * time.Millisecond
 	for time.Now().Before(deadline) {
-		req, err := http.NewRequest(http.MethodPost, l.srv.HTTP+path, bytes.NewReader(j))
-		require.NoError(l.t, err)
-		req.Header.Set("Authorization", "Bearer "+l.srv.token(role))
-		req.Header.Set("Idempotency-Key", key)
 		started := time.Now()
-		resp, err := l.client.Do(req)
-		var out map[string]any
-		status := 0
-		if err == nil {
-			status = resp.StatusCode
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			_ = json.Unmarshal(raw, &out)
-		}
-		if status == http.StatusCreated || status == http.StatusOK {
+		a := l.srv.call(l.srv.token(role), http.MethodPost, path, body, "Idempotency-Key", key)
+		if a.Err == nil && (a.Status == http.StatusCreated || a.Status == http.StatusOK) {
 			l.mu.Lock()
 			l.acks = append(l.acks, ack{started: started, done: time.Now()})
 			l.mu.Unlock()
-			return out, true
+			return a.Body, true
 		}
-		code := ""
-		if e, ok := out["error"].(map[string]any); ok {
-			code, _ = e["code"].(string)
-		}
-		if err == nil && status != http.StatusServiceUnavailable && code != "concurrent_update" {
-			l.t.Errorf("POST %s (key %s): %d %v", path, key, status, out)
+		if a.Err == nil && a.Status != http.StatusServiceUnavailable && a.code() != "concurrent_update" {
+			l.t.Errorf("POST %s (key %s): %v", path, key, a)
 			return nil, false
 		}
 		l.mu.Lock()
 		l.retries++
-		l.why[fmt.Sprintf("%d %s %v", status, code, err != nil)]++
+		l.why[fmt.Sprintf("%d %s %v", a.Status, a.code(), a.Err != nil)]++
 		l.mu.Unlock()
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 200*time.Millisecond)

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -312,7 +313,48 @@ func (p *proc) do(method, path, token string, body any, headers ...string) (int,
 // doRaw is do without decoding.
 func (p *proc) doRaw(method, path, token string, body any, headers ...string) (int, []byte) {
 	p.t.Helper()
-	require.True(p.t, len(headers)%2 == 0, "headers are name, value pairs")
+	a := p.send(token, method, path, body, headers...)
+	require.NoError(p.t, a.Err, "stderr:\n%s", p.stderr)
+	return a.Status, a.Raw
+}
+
+// answer is one HTTP answer, read without failing the test, so that
+// goroutines may take it.
+type answer struct {
+	Status int
+	Header http.Header
+	Raw    []byte
+	Body   map[string]any // the answer decoded, when call decoded it
+	Err    error
+}
+
+// code is the error code of a refusal, "" for anything else.
+func (a answer) code() string {
+	e, _ := a.Body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func (a answer) String() string {
+	if a.Err != nil {
+		return a.Err.Error()
+	}
+	b, _ := json.Marshal(a.Body)
+	return fmt.Sprintf("%d %s", a.Status, b)
+}
+
+// requestsSent counts the requests sent through send, for tests that
+// report their load.
+var requestsSent atomic.Int64
+
+// send sends one request with a bearer token (empty: none). body may be
+// nil, a string or []byte sent as is, or any other value sent as JSON;
+// headers are name, value pairs. It reports failures instead of failing.
+func (p *proc) send(token, method, path string, body any, headers ...string) answer {
+	requestsSent.Add(1)
+	if len(headers)%2 != 0 {
+		return answer{Err: errors.New("headers are name, value pairs")}
+	}
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -322,11 +364,15 @@ func (p *proc) doRaw(method, path, token string, body any, headers ...string) (i
 		rd = bytes.NewReader(b)
 	default:
 		j, err := json.Marshal(b)
-		require.NoError(p.t, err)
+		if err != nil {
+			return answer{Err: err}
+		}
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, p.HTTP+path, rd)
-	require.NoError(p.t, err)
+	if err != nil {
+		return answer{Err: err}
+	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -337,11 +383,27 @@ func (p *proc) doRaw(method, path, token string, body any, headers ...string) (i
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := p.client.Do(req)
-	require.NoError(p.t, err, "%s %s\nstderr:\n%s", method, path, p.stderr)
+	if err != nil {
+		return answer{Err: fmt.Errorf("%s %s%s: %w", method, p.HTTP, path, err)}
+	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	require.NoError(p.t, err)
-	return resp.StatusCode, raw
+	a := answer{Status: resp.StatusCode, Header: resp.Header}
+	a.Raw, a.Err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	return a
+}
+
+// call is send with the answer decoded as a JSON object (numbers kept as
+// json.Number); an answer that is not one is an error.
+func (p *proc) call(token, method, path string, body any, headers ...string) answer {
+	a := p.send(token, method, path, body, headers...)
+	if a.Err == nil && len(bytes.TrimSpace(a.Raw)) > 0 {
+		d := json.NewDecoder(bytes.NewReader(a.Raw))
+		d.UseNumber()
+		if err := d.Decode(&a.Body); err != nil {
+			a.Err = fmt.Errorf("%s %s%s: %d answer is not a JSON object: %s", method, p.HTTP, path, a.Status, a.Raw)
+		}
+	}
+	return a
 }
 
 // as is do with a role's demo token.

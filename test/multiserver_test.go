@@ -1,12 +1,10 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,76 +20,6 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 )
-
-// msAnswer is one HTTP answer, read without failing the test, so that
-// goroutines may take it.
-type msAnswer struct {
-	Status int
-	Body   map[string]any
-	Err    error
-}
-
-// code is the error code of a refusal, "" for anything else.
-func (a msAnswer) code() string {
-	e, _ := a.Body["error"].(map[string]any)
-	c, _ := e["code"].(string)
-	return c
-}
-
-func (a msAnswer) String() string {
-	if a.Err != nil {
-		return a.Err.Error()
-	}
-	b, _ := json.Marshal(a.Body)
-	return fmt.Sprintf("%d %s", a.Status, b)
-}
-
-// msRequests counts the requests the multi-server test sent.
-var msRequests atomic.Int64
-
-// call is do for any goroutine: it reports failures instead of failing.
-func (p *proc) call(token, method, path string, body any, headers ...string) msAnswer {
-	msRequests.Add(1)
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			return msAnswer{Err: err}
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, p.HTTP+path, rd)
-	if err != nil {
-		return msAnswer{Err: err}
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return msAnswer{Err: fmt.Errorf("%s %s%s: %w", method, p.HTTP, path, err)}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return msAnswer{Status: resp.StatusCode, Err: err}
-	}
-	a := msAnswer{Status: resp.StatusCode}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&a.Body); err != nil {
-			a.Err = fmt.Errorf("%s %s%s: %d answer is not a JSON object: %s", method, p.HTTP, path, resp.StatusCode, raw)
-		}
-	}
-	return a
-}
 
 // mustCall is call on the test's goroutine, requiring a status.
 func (p *proc) mustCall(want int, token, method, path string, body any, headers ...string) map[string]any {
@@ -116,9 +43,9 @@ type race struct {
 	body  map[string]any
 	key   string
 
-	ans     msAnswer
+	ans     answer
 	retries []string // what each retried answer was
-	after   msAnswer // GET /v1/packages/{pkg} on srv right after a 2xx
+	after   answer   // GET /v1/packages/{pkg} on srv right after a 2xx
 }
 
 // send runs the request, retrying as a client is told to (409
@@ -230,7 +157,7 @@ func requireReadBack(t *testing.T, r *race, answered map[string]any) map[string]
 // itself holds exactly the events it must, and each server's audit finds
 // nothing.
 func TestMultiServer_OneLedger(t *testing.T) {
-	msRequests.Store(0)
+	requestsSent.Store(0)
 	ns := runPlainJetStream(t)
 	natsURL := ns.ClientURL()
 	keyFile := filepath.Join(t.TempDir(), "ledger.key")
@@ -341,7 +268,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 		keyPkgs = append(keyPkgs, sell(customerKey))
 	}
 	allPkgs := append(append(append(append([]string{}, lastPkgs...), rcptPkgs...), roPkgs...), keyPkgs...)
-	setupRequests := msRequests.Load()
+	setupRequests := requestsSent.Load()
 
 	// The races, all released at once.
 	var races []*race
@@ -461,7 +388,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 	refusedMu.Lock()
 	conflicts := fmt.Sprint(refused)
 	refusedMu.Unlock()
-	raceRequests := msRequests.Load() - setupRequests
+	raceRequests := requestsSent.Load() - setupRequests
 	// The sale sent to every server makes one package: its id, from the
 	// answers, for the convergence to read.
 	var salePkg string
@@ -842,7 +769,7 @@ func TestMultiServer_OneLedger(t *testing.T) {
 		outcomes[fmt.Sprintf("%s %d %s", r.kind, r.ans.Status, r.ans.code())]++
 	}
 	t.Logf("3 servers on one JetStream; %d setup requests, %d race requests (%d writes released at once, read-backs included), %d after",
-		setupRequests, raceRequests, len(races), msRequests.Load()-setupRequests-raceRequests)
+		setupRequests, raceRequests, len(races), requestsSent.Load()-setupRequests-raceRequests)
 	t.Logf("races took %s; outcomes: %v", raceTook.Round(time.Millisecond), outcomes)
 	t.Logf("JetStream refusals the servers got during the races (each a conflict decided again): %s", conflicts)
 	t.Logf("answers retried by the clients (409 concurrent_update, 503): %v", retried)

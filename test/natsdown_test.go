@@ -1,9 +1,7 @@
 package test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -14,40 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
-
-// answer is one HTTP answer with its headers.
-type answer struct {
-	Status int
-	Header http.Header
-	Body   map[string]any
-}
-
-// send is do with the answer's headers kept.
-func (p *proc) send(method, path, role string, body any, headers ...string) answer {
-	p.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		require.NoError(p.t, err)
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, p.HTTP+path, rd)
-	require.NoError(p.t, err)
-	if role != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token(role))
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := p.client.Do(req)
-	require.NoError(p.t, err, "%s %s", method, path)
-	defer resp.Body.Close()
-	a := answer{Status: resp.StatusCode, Header: resp.Header}
-	d := json.NewDecoder(resp.Body)
-	d.UseNumber()
-	require.NoError(p.t, d.Decode(&a.Body), "%s %s: answer is not JSON", method, path)
-	return a
-}
 
 // health is /healthz decoded.
 func (p *proc) health() map[string]any {
@@ -138,7 +102,7 @@ func TestE2E_NATSUnavailable(t *testing.T) {
 			hdr = []string{"Idempotency-Key", w.key}
 		}
 		start := time.Now()
-		a := srv.send(http.MethodPost, w.path, w.role, w.body, hdr...)
+		a := srv.call(srv.token(w.role), http.MethodPost, w.path, w.body, hdr...)
 		took := time.Since(start)
 		require.Equal(t, http.StatusServiceUnavailable, a.Status, "POST %s with NATS down: %v", w.path, a.Body)
 		e := obj(t, a.Body, "error")
@@ -159,7 +123,7 @@ func TestE2E_NATSUnavailable(t *testing.T) {
 		if strings.HasPrefix(path, "/v1/reports/liability") {
 			role = "manager"
 		}
-		a := srv.send(http.MethodGet, path, role, nil)
+		a := srv.call(srv.token(role), http.MethodGet, path, nil)
 		require.Equal(t, http.StatusOK, a.Status, "GET %s with NATS down: %v", path, a.Body)
 		age, err := strconv.Atoi(a.Header.Get("Age"))
 		require.NoError(t, err, "GET %s: Age %q", path, a.Header.Get("Age"))
@@ -171,7 +135,7 @@ func TestE2E_NATSUnavailable(t *testing.T) {
 	during := srv.mustAs(http.StatusOK, "cashier", http.MethodGet, "/v1/packages/"+pkg, nil)
 	require.Equal(t, before, during, "the read models answer what they held")
 	// The package history and the auditor's check read the log itself.
-	a := srv.send(http.MethodGet, "/v1/packages/"+pkg+"/history", "auditor", nil)
+	a := srv.call(srv.token("auditor"), http.MethodGet, "/v1/packages/"+pkg+"/history", nil)
 	require.Equal(t, http.StatusServiceUnavailable, a.Status, "%v", a.Body)
 	require.NotEmpty(t, a.Header.Get("Retry-After"))
 	outage := srv.health()
