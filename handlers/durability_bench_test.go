@@ -33,14 +33,7 @@ func BenchmarkDurability(b *testing.B) {
 }
 
 func benchLives(b *testing.B, a *testAPI, clients int) {
-	st, body := a.Do("POST", "/v1/plans", domain.RoleManager, map[string]any{
-		"code": "OIL10", "name": "10 oil changes",
-		"entitlements": []map[string]any{{"service": "oil_change", "count": 10, "list_price": "480.00"}},
-		"rate":         "0.85", "validity_months": 60,
-	})
-	if st != http.StatusCreated {
-		b.Fatalf("plan: %d %v", st, body)
-	}
+	defineOIL10(b, a)
 	var writes atomic.Int64
 	b.SetParallelism((clients + 1) / 2) // GOMAXPROCS is 2 here
 	b.ResetTimer()
