@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -141,5 +142,39 @@ func requireField(t *testing.T, err error, field string) {
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code != domain.CodeInvalidField || de.Field != field {
 		t.Errorf("got %v, want invalid_field on %s", err, field)
+	}
+}
+
+// TestDecide_FieldsFirst: a command whose own field breaks its rule is
+// refused for that field, before the package is looked at: here there is
+// no package at all.
+func TestDecide_FieldsFirst(t *testing.T) {
+	long := strings.Repeat("r", domain.MaxReason+1)
+	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		cmd   domain.Command
+		field string
+	}{
+		{domain.Sell{Customer: domain.Customer{ID: "C 1"}}, "customer.id"},
+		{domain.Sell{Customer: domain.Customer{ID: "C1", Name: "Li", Phone: "138"},
+			Vehicle: domain.Vehicle{VIN: "LSVAU2180N2183294", Plate: "沪A1", Model: "M", Registered: "2026-11-03"}}, "vehicle.registered"},
+		{domain.RecordPayment{Receipt: "R 1"}, "receipt"},
+		{domain.RecordPayment{Receipt: "R1", Method: "gold"}, "method"},
+		{domain.RecordPayment{Receipt: "R1", Method: "cash"}, "amount"},
+		{domain.VoidPayment{Reason: long}, "reason"},
+		{domain.Redeem{Service: "oil_change", RepairOrder: "RO 1"}, "repair_order"},
+		{domain.Redeem{Service: "oil_change", RepairOrder: "RO1", Mileage: -1}, "mileage"},
+		{domain.ReverseRedemption{Reason: " "}, "reason"},
+		{domain.RefundPackage{Method: "CASH", Reason: "x"}, "method"},
+		{domain.RecognizeBreakage{Reason: "a\u200bb"}, "reason"},
+	} {
+		_, err := domain.Decide(domain.Package{}, c.cmd, at)
+		var de *domain.Error
+		if !errors.As(err, &de) || (de.Code != domain.CodeInvalidField && de.Code != domain.CodeInvalidAmount) || de.Field != c.field {
+			t.Errorf("%T: got %v, want a refusal of %s", c.cmd, err, c.field)
+		}
+	}
+	if _, err := domain.RetirePlan(domain.PlanState{}, "P", long); domain.ErrorCode(err) != domain.CodeInvalidField {
+		t.Errorf("RetirePlan of no plan with a reason too long: %v", err)
 	}
 }
