@@ -48,8 +48,12 @@ type Runner struct {
 // client notices a consumer lost with its cluster node on its own, by
 // missed heartbeats, most of the time; this is for the times it does not
 // (seen after a stream leader was killed: the ordered consumer waited for
-// ever while writes piled up behind read-your-writes).
-const stallAfter = 3 * time.Second
+// ever, or retried on a doubling backoff seconds after a new leader was
+// there, while writes piled up behind read-your-writes).
+//
+// A restart costs one consumer and resumes after the last applied event,
+// so a false alarm is cheap; a real stall holds every write's answer.
+const stallAfter = 1500 * time.Millisecond
 
 // syncEvery is how often the runner asks the stream for its head to tell
 // how current the model is. One stream info request a second is nothing
@@ -151,7 +155,7 @@ func (r *Runner) watchSync(ctx context.Context) {
 
 func (r *Runner) checkSync(ctx context.Context) {
 	at := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 2*syncEvery)
+	ctx, cancel := context.WithTimeout(ctx, syncEvery)
 	defer cancel()
 	head, err := r.src.Head(ctx)
 	if err != nil {
