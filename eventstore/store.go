@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,6 +46,9 @@ type Store struct {
 	locks    keyedMutex
 	signer   *Signer
 	ring     *Keyring
+	// directPausedUntil (unix ns): until then reads go to the leader, a
+	// direct get having gone unanswered.
+	directPausedUntil atomic.Int64
 	// claims caches payments whose receipt claim was found valid: a valid
 	// claim is the first valid event of its subject and stays so for ever,
 	// so the answer never needs reading again.
@@ -190,7 +194,32 @@ func (s *Store) Load(ctx context.Context, subject string) ([]domain.Envelope, er
 // LoadSubject reads one subject whole and sorts its events into the
 // ledger's own and foreign ones.
 func (s *Store) LoadSubject(ctx context.Context, subject string) (Subject, error) {
-	return s.loadSubject(ctx, subject, s.loadFrom)
+	return s.load(ctx, subject, false)
+}
+
+// A direct get is answered by any replica of the stream. While a cluster
+// replaces a dead stream leader, replicas may hold such requests without
+// answering, and every write would wait out its whole time on its first
+// read; a direct get that does not answer within directGetTimeout sends
+// this store's reads to the leader for directPause.
+const (
+	directGetTimeout = 2 * time.Second
+	directPause      = 5 * time.Second
+)
+
+// errDirectStalled: a direct get went unanswered.
+var errDirectStalled = errors.New("no replica answered the direct get in time")
+
+// load reads a subject by direct gets or, when leader is set, direct gets
+// are paused or this one went unanswered, through the stream's leader.
+func (s *Store) load(ctx context.Context, subject string, leader bool) (Subject, error) {
+	if !leader && time.Now().UnixNano() >= s.directPausedUntil.Load() {
+		sub, err := s.loadSubject(ctx, subject, s.loadFrom)
+		if !errors.Is(err, errDirectStalled) && !errors.Is(err, nats.ErrNoResponders) {
+			return sub, err
+		}
+	}
+	return s.loadSubject(ctx, subject, s.leaderFrom)
 }
 
 // claimValid tells whether the payment stored at seq has the valid claim
@@ -210,9 +239,9 @@ func (s *Store) claimValid(ctx context.Context, receipt string, payment uuid.UUI
 	}
 	subject := s.subjects.Receipt(receipt)
 	var rs Subject
-	for _, read := range []fetchFunc{s.loadFrom, s.leaderFrom} {
+	for _, leader := range []bool{false, true} {
 		var err error
-		if rs, err = s.loadSubject(ctx, subject, read); err != nil {
+		if rs, err = s.load(ctx, subject, leader); err != nil {
 			return false, err
 		}
 		for _, e := range rs.Events {
@@ -386,10 +415,16 @@ func (s *Store) loadFrom(ctx context.Context, subject string, start uint64) (rec
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	stalled := time.NewTimer(directGetTimeout)
+	defer stalled.Stop()
 	for {
 		var msg *nats.Msg
 		select {
 		case msg = <-ch:
+			stalled.Reset(directGetTimeout) // a slow answer, not none
+		case <-stalled.C:
+			s.directPausedUntil.Store(time.Now().Add(directPause).UnixNano())
+			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, errDirectStalled)
 		case <-ctx.Done():
 			return nil, 0, 0, fmt.Errorf("load %s: %w", subject, ctx.Err())
 		}

@@ -114,11 +114,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		// A retry reads through the stream's leader: a conflict or a
 		// duplicate may come of a follower, behind, that answered the
 		// last read, and would answer the next one the same.
-		read := s.loadFrom
-		if attempt > 1 {
-			read = s.leaderFrom
-		}
-		sub, err := s.loadSubject(ctx, subject, read)
+		sub, err := s.load(ctx, subject, attempt > 1)
 		if err != nil {
 			return Result{}, unavailable(err)
 		}
@@ -147,7 +143,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		// claim expects whatever sequence the subject is at.
 		claimSeqs := make([]uint64, len(ch.Claims))
 		for i, c := range ch.Claims {
-			cs, err := s.loadSubject(ctx, c.Subject, read)
+			cs, err := s.load(ctx, c.Subject, attempt > 1)
 			if err != nil {
 				return Result{}, unavailable(err)
 			}

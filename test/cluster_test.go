@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -359,6 +361,7 @@ func TestCluster_LeaderKilled(t *testing.T) {
 	t.Logf("restarted %s: replicas current after %v", leader, waitReplicasCurrent(t, w, c, restartAt).Round(time.Millisecond))
 	load.mu.Lock()
 	t.Logf("%d writes acknowledged, %d attempts retried %v", len(load.acks), load.retries, load.why)
+	t.Logf("why the server refused them: %v", refusalCauses(srv.stderr.String()))
 	load.mu.Unlock()
 	require.False(t, t.Failed(), "a till saw an answer it should not have")
 
@@ -486,4 +489,19 @@ func dumpSubject(t *testing.T, w *watcher, subj string) {
 			m.Header.Get("Ledger-Hash"), env.RecordedAt, m.Header.Get("Nats-Expected-Last-Subject-Sequence"), m.Header.Get("Nats-Batch-Id"))
 		seq = m.Sequence + 1
 	}
+}
+
+// refusalCauses counts the causes the server logged for the writes it
+// answered 503, with ids and numbers left out.
+func refusalCauses(log string) map[string]int {
+	ids := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}|[0-9]+`)
+	out := map[string]int{}
+	for _, line := range strings.Split(log, "\n") {
+		_, cause, ok := strings.Cut(line, "Idempotency-Key: ")
+		if !ok || !strings.Contains(line, "request failed") {
+			continue
+		}
+		out[ids.ReplaceAllString(strings.TrimSuffix(cause, `"`), "N")]++
+	}
+	return out
 }
