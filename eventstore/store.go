@@ -207,6 +207,9 @@ const (
 	directPause      = 5 * time.Second
 )
 
+// leaderGetTimeout bounds one message get through the stream's leader.
+const leaderGetTimeout = time.Second
+
 // errDirectStalled: a direct get went unanswered.
 var errDirectStalled = errors.New("no replica answered the direct get in time")
 
@@ -340,7 +343,11 @@ const errCodeNoMessage = 10037
 // follower that has not yet applied the latest writes. found is false
 // when there is no such message.
 func (s *Store) leaderGet(ctx context.Context, req directGetRequest) (rec rawRecord, found bool, err error) {
-	ctx, cancel := withDefaultTimeout(ctx)
+	// A leader answers in milliseconds. A request that none answers (a
+	// stream between leaders, where the old one's requests go unanswered
+	// for seconds) fails fast, so that a write's retry, not the write's
+	// whole time, waits for the new leader.
+	ctx, cancel := context.WithTimeout(ctx, leaderGetTimeout)
 	defer cancel()
 	body, _ := json.Marshal(req)
 	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.stream, body)
