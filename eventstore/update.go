@@ -130,6 +130,14 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		}
 		ch, err := decide(hist)
 		if err != nil {
+			// A refusal writes nothing, so no expected sequence checks
+			// the read it was decided on; a follower behind (a cluster
+			// node catching up) can make a package look unpaid, or not
+			// there at all. The first read may be such a one: decide
+			// again on the leader's before saying no.
+			if attempt == 1 && refusal(err) {
+				continue
+			}
 			return Result{}, err
 		}
 		if len(ch.Events) == 0 {
@@ -322,6 +330,16 @@ func unavailable(err error) error {
 	}
 	return fmt.Errorf("%w: %w", domain.Errorf(domain.CodeUnavailable,
 		"the ledger could not be reached or did not confirm the write; retry with the same Idempotency-Key"), err)
+}
+
+// refusal tells a decision's "no" (a rule, a conflict with the package's
+// state) from a failure to decide at all.
+func refusal(err error) bool {
+	switch domain.ErrorCode(err) {
+	case domain.CodeUnavailable, domain.CodeUnreachable, domain.CodeInternal:
+		return false
+	}
+	return true
 }
 
 // unreachable marks an attempt that wrote nothing: NATS is not connected,
