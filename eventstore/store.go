@@ -46,6 +46,10 @@ type Store struct {
 	locks    keyedMutex
 	signer   *Signer
 	ring     *Keyring
+	// replicated: the stream has followers, whose direct gets may be
+	// behind its leader. On a single replica a direct get is the leader's
+	// own answer, and no read needs confirming.
+	replicated bool
 	// directPausedUntil (unix ns): until then reads go to the leader, a
 	// direct get having gone unanswered.
 	directPausedUntil atomic.Int64
@@ -138,6 +142,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("update stream %s: %w", cfg.Stream, err)
 		}
 	}
+	s.replicated = sc.Replicas > 1
 	return s, nil
 }
 
@@ -213,10 +218,11 @@ const leaderGetTimeout = time.Second
 // errDirectStalled: a direct get went unanswered.
 var errDirectStalled = errors.New("no replica answered the direct get in time")
 
-// load reads a subject by direct gets or, when leader is set, direct gets
-// are paused or this one went unanswered, through the stream's leader.
+// load reads a subject by direct gets or, on a replicated stream when
+// leader is set or direct gets are paused, and on any stream when this one
+// went unanswered, through the stream's leader.
 func (s *Store) load(ctx context.Context, subject string, leader bool) (Subject, error) {
-	if !leader && time.Now().UnixNano() >= s.directPausedUntil.Load() {
+	if !s.replicated || !leader && time.Now().UnixNano() >= s.directPausedUntil.Load() {
 		sub, err := s.loadSubject(ctx, subject, s.loadFrom)
 		if !errors.Is(err, errDirectStalled) && !errors.Is(err, nats.ErrNoResponders) {
 			return sub, err
@@ -242,7 +248,11 @@ func (s *Store) claimValid(ctx context.Context, receipt string, payment uuid.UUI
 	}
 	subject := s.subjects.Receipt(receipt)
 	var rs Subject
-	for _, leader := range []bool{false, true} {
+	reads := []bool{false}
+	if s.replicated {
+		reads = append(reads, true)
+	}
+	for _, leader := range reads {
 		var err error
 		if rs, err = s.load(ctx, subject, leader); err != nil {
 			return false, err

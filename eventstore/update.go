@@ -135,7 +135,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 			// node catching up) can make a package look unpaid, or not
 			// there at all. The first read may be such a one: decide
 			// again on the leader's before saying no.
-			if attempt == 1 && refusal(err) {
+			if attempt == 1 && s.replicated && refusal(err) {
 				continue
 			}
 			return Result{}, err
