@@ -69,6 +69,9 @@ type Envelope struct {
 	// made it, carried beside the body.
 	Sig   string `json:"-"`
 	KeyID string `json:"-"`
+	// Mac lets the server that holds the key know its own events
+	// without checking the signature (see eventstore's Signer.MAC).
+	Mac string `json:"-"`
 }
 
 // The events of DESIGN.md §3.

@@ -61,7 +61,7 @@ func NewChains(ring *Keyring) *Chains {
 // order, is valid, and if so makes it the subject's last. The error says
 // why an event is foreign.
 func (c *Chains) Check(env domain.Envelope) error {
-	if err := c.ring.Verify(env.Hash, env.Sig, env.KeyID, env.Seq); err != nil {
+	if err := c.ring.Authentic(env); err != nil {
 		return fmt.Errorf("foreign event: %w", err)
 	}
 	want, seen := c.last[env.Subject]

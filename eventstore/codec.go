@@ -26,6 +26,9 @@ const (
 	// the fingerprint of the key that made it.
 	HeaderSig = "Ledger-Sig"
 	HeaderKey = "Ledger-Key"
+	// HeaderMac is the server's MAC of the hash and signature (see
+	// Signer.MAC).
+	HeaderMac = "Ledger-Mac"
 )
 
 // Encode returns the stored body of an envelope and its hash. Data must
@@ -58,7 +61,7 @@ func Decode(subject string, seq uint64, header nats.Header, body []byte) (domain
 		return env, fmt.Errorf("seq %d on %s: trailing data after envelope", seq, subject)
 	}
 	env.Seq, env.Subject, env.Hash = seq, subject, HashOf(body)
-	env.Sig, env.KeyID = header.Get(HeaderSig), header.Get(HeaderKey)
+	env.Sig, env.KeyID, env.Mac = header.Get(HeaderSig), header.Get(HeaderKey), header.Get(HeaderMac)
 	if h := header.Get(HeaderHash); h != "" && h != env.Hash {
 		return env, fmt.Errorf("seq %d on %s: body hash %s does not match header %s", seq, subject, env.Hash, h)
 	}

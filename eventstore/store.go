@@ -35,6 +35,16 @@ type Config struct {
 	// Keyring holds the public keys whose events are the ledger's own; the
 	// signer's own key is always in it.
 	Keyring *Keyring
+	// CommitBatch bounds the messages of concurrent commands appended as
+	// one atomic batch (group commit); 0 is the default, 1 appends each
+	// command on its own. CommitSmall is the most messages of concurrent
+	// commands that are still sent as separate appends rather than one
+	// batch: 0 is the default, negative batches any two.
+	CommitBatch, CommitSmall int
+	// CacheEvents bounds the events of the subjects kept as this store
+	// last wrote them, so that the next command on one is decided without
+	// reading it back; 0 is the default, negative keeps none.
+	CacheEvents int
 }
 
 // Store is one dealer's view of the ledger stream.
@@ -56,7 +66,9 @@ type Store struct {
 	// claims caches payments whose receipt claim was found valid: a valid
 	// claim is the first valid event of its subject and stays so for ever,
 	// so the answer never needs reading again.
-	claims sync.Map // uuid.UUID → struct{}
+	claims  sync.Map // uuid.UUID → struct{}
+	commits *groupCommit
+	written *subjectCache // nil: none kept
 }
 
 // Errors the store returns as values.
@@ -98,10 +110,23 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		cfg.Keyring = NewKeyring()
 	}
 	if cfg.Signer != nil {
-		cfg.Keyring.Add(cfg.Signer.Public())
+		cfg.Keyring.AddSigner(cfg.Signer)
 	}
 	s := &Store{nc: nc, js: js, stream: cfg.Stream, subjects: Subjects{Dealer: cfg.Dealer},
 		signer: cfg.Signer, ring: cfg.Keyring}
+	if cfg.CommitBatch <= 0 {
+		cfg.CommitBatch = defaultCommitMsgs
+	}
+	if cfg.CommitSmall == 0 {
+		cfg.CommitSmall = defaultCommitSmall
+	}
+	s.commits = newGroupCommit(s, cfg.CommitBatch, cfg.CommitSmall)
+	switch {
+	case cfg.CacheEvents == 0:
+		s.written = newSubjectCache(defaultCacheEvents)
+	case cfg.CacheEvents > 0:
+		s.written = newSubjectCache(cfg.CacheEvents)
+	}
 	sc := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "packledger: every fact of every dealer's prepaid maintenance packages",
@@ -510,6 +535,7 @@ type Outgoing struct {
 	Type    string
 	Sig     string
 	KeyID   string
+	Mac     string
 	// Expect, when set, is the subject's required last sequence (0: the
 	// subject must be empty).
 	Expect *uint64
@@ -525,6 +551,9 @@ func (o Outgoing) header() nats.Header {
 	if o.Sig != "" {
 		h.Set(HeaderSig, o.Sig)
 		h.Set(HeaderKey, o.KeyID)
+	}
+	if o.Mac != "" {
+		h.Set(HeaderMac, o.Mac)
 	}
 	if o.Expect != nil {
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*o.Expect, 10))
@@ -606,7 +635,7 @@ func (s *Store) appendBatch(ctx context.Context, msgs []Outgoing) ([]uint64, err
 			case errCodeBatchDuplicateMsgID:
 				return nil, &DuplicateError{}
 			}
-			return nil, fmt.Errorf("atomic batch: %s (%d)", r.Error.Description, r.Error.ErrCode)
+			return nil, &batchAPIError{Code: r.Error.ErrCode, Description: r.Error.Description}
 		}
 		if r.Duplicate {
 			return nil, &DuplicateError{Seq: r.Seq}
@@ -621,6 +650,31 @@ func (s *Store) appendBatch(ctx context.Context, msgs []Outgoing) ([]uint64, err
 		return seqs, nil
 	}
 	return nil, nil
+}
+
+// batchAPIError is JetStream's refusal of an atomic batch for a reason
+// other than a conflict or a duplicate.
+type batchAPIError struct {
+	Code        int
+	Description string
+}
+
+func (e *batchAPIError) Error() string {
+	return fmt.Sprintf("atomic batch: %s (%d)", e.Description, e.Code)
+}
+
+// JetStream's refusals of a batch that stored nothing and say nothing of
+// its messages: one of them was lost on the way (a core publish is not
+// acknowledged), or the stream holds too many batches open. The same
+// batch may be sent again.
+const (
+	errCodeBatchIncomplete  = 10176
+	errCodeBatchTooInflight = 10210
+)
+
+// transient tells a refusal that the same batch, sent again, may pass.
+func (e *batchAPIError) transient() bool {
+	return e.Code == errCodeBatchIncomplete || e.Code == errCodeBatchTooInflight
 }
 
 func classifyPublishErr(err error) error {

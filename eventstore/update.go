@@ -111,12 +111,21 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 	backoff := time.Millisecond
 	dupKey := false // JetStream knew the key, without saying where
 	for attempt := 1; ; attempt++ {
-		// A retry reads through the stream's leader: a conflict or a
-		// duplicate may come of a follower, behind, that answered the
-		// last read, and would answer the next one the same.
-		sub, err := s.load(ctx, subject, attempt > 1)
-		if err != nil {
-			return Result{}, unavailable(err)
+		// The first attempt decides on the subject as this store last
+		// wrote it, when it has it: the append's expected sequence
+		// catches any write since. A retry reads it afresh, through the
+		// stream's leader: a conflict or a duplicate may come of a
+		// follower, behind, that answered the last read, and would answer
+		// the next one the same.
+		sub, cached := Subject{}, false
+		if attempt == 1 {
+			sub, cached = s.written.get(subject)
+		}
+		if !cached {
+			var err error
+			if sub, err = s.load(ctx, subject, attempt > 1); err != nil {
+				return Result{}, unavailable(err)
+			}
 		}
 		hist := sub.Events
 		if r, ok, err := findReplay(hist, meta); ok || err != nil {
@@ -131,11 +140,13 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		ch, err := decide(hist)
 		if err != nil {
 			// A refusal writes nothing, so no expected sequence checks
-			// the read it was decided on; a follower behind (a cluster
-			// node catching up) can make a package look unpaid, or not
-			// there at all. The first read may be such a one: decide
-			// again on the leader's before saying no.
-			if attempt == 1 && s.replicated && refusal(err) {
+			// the state it was decided on. That state may be behind: the
+			// cache misses what other servers wrote, and a follower (a
+			// cluster node catching up) can make a package look unpaid,
+			// or not there at all. Decide again on a fresh read, the
+			// leader's, before saying no.
+			if attempt == 1 && (cached || s.replicated) && refusal(err) {
+				s.written.drop(subject)
 				continue
 			}
 			return Result{}, err
@@ -146,32 +157,24 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		if s.signer == nil {
 			return Result{}, errors.New("eventstore: this store has no signing key and cannot write")
 		}
-		// A claim's subject must hold none of the ledger's own events; a
-		// foreign message there must not block the claim for ever, so the
-		// claim expects whatever sequence the subject is at.
-		claimSeqs := make([]uint64, len(ch.Claims))
-		for i, c := range ch.Claims {
-			cs, err := s.load(ctx, c.Subject, attempt > 1)
-			if err != nil {
-				return Result{}, unavailable(err)
-			}
-			if len(cs.Events) > 0 {
-				return Result{}, &ClaimTakenError{Subject: c.Subject, Existing: cs.Events[0]}
-			}
-			claimSeqs[i] = cs.LastSeq
+		claimSeqs, err := s.claimSeqs(ctx, ch.Claims, attempt)
+		if err != nil {
+			return Result{}, err
 		}
 		msgs, appended, err := s.build(subject, sub, meta, now(), ch, claimSeqs)
 		if err != nil {
 			return Result{}, err
 		}
-		seqs, err := s.Append(ctx, msgs)
+		seqs, err := s.commits.append(ctx, msgs)
 		var dup *DuplicateError
 		switch {
 		case err == nil:
 			for i := range appended {
 				appended[i].Seq = seqs[len(ch.Claims)+i]
 			}
-			return Result{History: append(hist, appended...), Appended: appended, LastSeq: seqs[len(seqs)-1]}, nil
+			after := append(hist[:len(hist):len(hist)], appended...)
+			s.written.put(subject, Subject{Events: after, LastSeq: appended[len(appended)-1].Seq})
+			return Result{History: after, Appended: appended, LastSeq: seqs[len(seqs)-1]}, nil
 		case errors.As(err, &dup):
 			// JetStream has the key from an earlier attempt. On this
 			// subject, the next load finds it; elsewhere, the key was used
@@ -179,7 +182,7 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 			if dup.Seq != 0 {
 				first, gerr := s.Get(ctx, dup.Seq)
 				if gerr == nil && first.Subject != subject {
-					if first.Actor != meta.Actor || first.Key != meta.Key || s.ring.Verify(first.Hash, first.Sig, first.KeyID, first.Seq) != nil {
+					if first.Actor != meta.Actor || first.Key != meta.Key || s.ring.Authentic(first) != nil {
 						// Someone else's message took the id: not this
 						// user's earlier request.
 						return Result{}, domain.Errorf(domain.CodeIdempotencyConflict,
@@ -193,8 +196,12 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		case errors.Is(err, ErrConflict):
 			// Decided again on fresh state, claims included.
 		default:
+			// The write may yet land: what this store knows of the
+			// subject is no longer its last state.
+			s.written.drop(subject)
 			return Result{}, unavailable(err)
 		}
+		s.written.drop(subject)
 		if attempt == maxAttempts {
 			return Result{}, domain.Errorf(domain.CodeConcurrentUpdate,
 				"the package kept changing under this request; try again")
@@ -208,6 +215,30 @@ func (s *Store) Update(ctx context.Context, subject string, meta Meta, now Clock
 		}
 		backoff = min(backoff*2, 100*time.Millisecond)
 	}
+}
+
+// claimSeqs gives the sequence each claim's subject must still be at. A
+// claim's subject must hold none of the ledger's own events; a foreign
+// message there must not block the claim for ever, so the claim expects
+// whatever sequence the subject is at. The first attempt expects the
+// subject empty without reading it, as it nearly always is: if it is
+// not, JetStream refuses the write and the retry reads it.
+func (s *Store) claimSeqs(ctx context.Context, claims []Claim, attempt int) ([]uint64, error) {
+	seqs := make([]uint64, len(claims))
+	if attempt == 1 {
+		return seqs, nil
+	}
+	for i, c := range claims {
+		cs, err := s.load(ctx, c.Subject, true)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if len(cs.Events) > 0 {
+			return nil, &ClaimTakenError{Subject: c.Subject, Existing: cs.Events[0]}
+		}
+		seqs[i] = cs.LastSeq
+	}
+	return seqs, nil
 }
 
 // findReplay looks for this actor's idempotency key on the subject. The
@@ -297,7 +328,8 @@ func (s *Store) envelope(subject, aggregate, prev string, meta Meta, now time.Ti
 	}
 	env.Event, env.Subject, env.Hash = ev, subject, hash
 	env.Sig, env.KeyID = s.signer.Sign(hash)
-	return env, Outgoing{Subject: subject, Body: body, Hash: hash, Type: env.Type, Sig: env.Sig, KeyID: env.KeyID}, nil
+	env.Mac = s.signer.MAC(hash, env.Sig)
+	return env, Outgoing{Subject: subject, Body: body, Hash: hash, Type: env.Type, Sig: env.Sig, KeyID: env.KeyID, Mac: env.Mac}, nil
 }
 
 // aggregateOf is the last token of a subject: a package id, a plan code, an

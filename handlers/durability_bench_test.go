@@ -86,4 +86,7 @@ func benchLives(b *testing.B, a *testAPI, clients int) {
 		}
 	})
 	b.ReportMetric(float64(writes.Load())/b.Elapsed().Seconds(), "writes/s")
+	if st := a.Store.CommitStats(); st.Appends > 0 {
+		b.ReportMetric(float64(st.Commands)/float64(st.Appends), "cmds/append")
+	}
 }
