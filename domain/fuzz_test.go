@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 
 	"github.com/packledger/packledger/domain"
 )
@@ -30,8 +33,13 @@ func FuzzParseMoney(f *testing.F) {
 	for _, s := range moneySeeds {
 		f.Add(s)
 	}
+	// The written form as a pattern: ParseMoney reads it by hand.
+	written := regexp.MustCompile(`^(0|[1-9][0-9]{0,11})\.[0-9]{2}$`)
 	f.Fuzz(func(t *testing.T, s string) {
 		m, err := domain.ParseMoney(s)
+		if want := written.MatchString(s); (err == nil) != want {
+			t.Fatalf("ParseMoney(%q): accepted %v, the written form says %v", s, err == nil, want)
+		}
 		if err != nil {
 			if code := domain.ErrorCode(err); code != domain.CodeInvalidAmount {
 				t.Fatalf("ParseMoney(%q): error code %q, want %q: %v", s, code, domain.CodeInvalidAmount, err)
@@ -48,6 +56,31 @@ func FuzzParseMoney(f *testing.F) {
 		again, err := domain.ParseMoney(m.String())
 		if err != nil || !again.Equal(m) {
 			t.Fatalf("ParseMoney(%q) does not parse back: %v", m.String(), err)
+		}
+	})
+}
+
+// FuzzMoneyString: an amount is written as decimal writes it with two
+// places, whatever its sign, size and the arithmetic that made it.
+func FuzzMoneyString(f *testing.F) {
+	for _, c := range []int64{0, 1, -1, 5, 99, 100, -100, 244800, -244801, math.MaxInt64, math.MinInt64 + 1} {
+		f.Add(c, int64(100))
+	}
+	f.Fuzz(func(t *testing.T, cents, other int64) {
+		m := domain.Cents(cents)
+		if got, want := m.String(), decimal.New(cents, -2).StringFixed(2); got != want {
+			t.Fatalf("Cents(%d) = %s, want %s", cents, got, want)
+		}
+		// Arithmetic that carries past int64, and an amount not kept in
+		// cents (a rate's product before rounding), take the long way.
+		sum := m.Add(domain.Cents(other)).Add(domain.Cents(other))
+		want := decimal.New(cents, -2).Add(decimal.New(other, -2)).Add(decimal.New(other, -2)).StringFixed(2)
+		if got := sum.String(); got != want {
+			t.Fatalf("Cents(%d)+2×Cents(%d) = %s, want %s", cents, other, got, want)
+		}
+		j, err := json.Marshal(sum)
+		if err != nil || string(j) != `"`+want+`"` {
+			t.Fatalf("json of %s: %s %v", want, j, err)
 		}
 	})
 }
