@@ -15,14 +15,19 @@ import (
 // many goroutines at once, each on its own subject: what group commit is
 // for. cmds/append is how many commands one append to JetStream carried.
 func BenchmarkUpdate_Parallel(b *testing.B) {
-	for _, c := range []struct{ goroutines, small, batch int }{
-		{1, 0, 0}, {4, 0, 0}, {16, 0, 0}, {64, 0, 0}, {16, -1, 0}, {64, -1, 0}, {64, 0, 1},
+	for _, c := range []struct {
+		goroutines int
+		mode       eventstore.GroupCommitMode
+	}{
+		{1, eventstore.GroupCommitAuto}, {4, eventstore.GroupCommitAuto}, {16, eventstore.GroupCommitAuto},
+		{64, eventstore.GroupCommitAuto}, {16, eventstore.GroupCommitAlways}, {64, eventstore.GroupCommitAlways},
+		{64, eventstore.GroupCommitOff},
 	} {
 		g := c.goroutines
-		b.Run(fmt.Sprintf("goroutines=%d/small=%d/batch=%d", g, c.small, c.batch), func(b *testing.B) {
+		b.Run(fmt.Sprintf("goroutines=%d/groupcommit=%v", g, c.mode), func(b *testing.B) {
 			_, nc := eventstoretest.RunServerSync(b, b.TempDir(), true)
 			st, err := eventstore.Open(context.Background(), nc, eventstore.Config{Dealer: "demo",
-				Signer: eventstoretest.NewSigner(b), CommitSmall: c.small, CommitBatch: c.batch})
+				Signer: eventstoretest.NewSigner(b), GroupCommit: c.mode})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -47,7 +47,7 @@ func TestGroupCommit_SplitsAroundTheFaulty(t *testing.T) {
 		}
 		batch[i] = &pendingAppend{msgs: msgs, done: make(chan struct{})}
 	}
-	g := newGroupCommit(st, 256, -1)
+	g := newGroupCommit(st, GroupCommitAlways)
 	g.send(ctx, batch)
 
 	for i, p := range batch {
@@ -92,7 +92,7 @@ func TestGroupCommit_TransportFailureTellsEveryone(t *testing.T) {
 		batch[i] = &pendingAppend{msgs: []Outgoing{o}, done: make(chan struct{})}
 	}
 	nc.Close()
-	g := newGroupCommit(st, 256, -1)
+	g := newGroupCommit(st, GroupCommitAlways)
 	g.send(context.Background(), batch)
 	for _, p := range batch {
 		<-p.done

@@ -23,7 +23,7 @@ func TestUpdate_GroupCommitWithAnotherServer(t *testing.T) {
 	_, nc := eventstoretest.RunServerSync(t, t.TempDir(), true)
 	sg := eventstoretest.NewSigner(t)
 	open := func() *eventstore.Store {
-		st, err := eventstore.Open(context.Background(), nc, eventstore.Config{Dealer: "demo", Signer: sg, CommitSmall: -1})
+		st, err := eventstore.Open(context.Background(), nc, eventstore.Config{Dealer: "demo", Signer: sg, GroupCommit: eventstore.GroupCommitAlways})
 		require.NoError(t, err)
 		return st
 	}

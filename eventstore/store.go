@@ -35,12 +35,9 @@ type Config struct {
 	// Keyring holds the public keys whose events are the ledger's own; the
 	// signer's own key is always in it.
 	Keyring *Keyring
-	// CommitBatch bounds the messages of concurrent commands appended as
-	// one atomic batch (group commit); 0 is the default, 1 appends each
-	// command on its own. CommitSmall is the most messages of concurrent
-	// commands that are still sent as separate appends rather than one
-	// batch: 0 is the default, negative batches any two.
-	CommitBatch, CommitSmall int
+	// GroupCommit says how concurrent commands are appended (see
+	// GroupCommitMode); the zero value is GroupCommitAuto.
+	GroupCommit GroupCommitMode
 	// CacheEvents bounds the events of the subjects kept as this store
 	// last wrote them, so that the next command on one is decided without
 	// reading it back; 0 is the default, negative keeps none.
@@ -114,13 +111,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	}
 	s := &Store{nc: nc, js: js, stream: cfg.Stream, subjects: Subjects{Dealer: cfg.Dealer},
 		signer: cfg.Signer, ring: cfg.Keyring}
-	if cfg.CommitBatch <= 0 {
-		cfg.CommitBatch = defaultCommitMsgs
-	}
-	if cfg.CommitSmall == 0 {
-		cfg.CommitSmall = defaultCommitSmall
-	}
-	s.commits = newGroupCommit(s, cfg.CommitBatch, cfg.CommitSmall)
+	s.commits = newGroupCommit(s, cfg.GroupCommit)
 	switch {
 	case cfg.CacheEvents == 0:
 		s.written = newSubjectCache(defaultCacheEvents)

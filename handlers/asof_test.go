@@ -59,26 +59,7 @@ func TestAudit_BalancesAsOf(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	a := newTestAPI(t)
 
-	// Three plans: the worked example (pro rata), a mixed plan by list
-	// price with a free look, and one whose unit values carry leftover cents.
-	a.Plan("OIL6")
-	for _, plan := range []map[string]any{{
-		"code": "MIX", "name": "oil and inspection",
-		"entitlements": []map[string]any{
-			{"service": "oil_change", "count": 4, "list_price": "480.00"},
-			{"service": "inspection", "count": 2, "list_price": "200.00"},
-		},
-		"price": "1999.99", "validity_months": 12, "refund_policy": "list_price",
-		"cancellation_fee_rate": "0.05", "free_look_days": 7,
-	}, {
-		"code": "TEN", "name": "ten rotations",
-		"entitlements": []map[string]any{{"service": "tire_rotation", "count": 10, "list_price": "133.33"}},
-		"rate":         "0.8", "validity_months": 12, "refund_policy": "pro_rata", "cancellation_fee_rate": "0.10",
-	}} {
-		st, body := a.Do("POST", "/v1/plans", domain.RoleManager, plan)
-		require.Equal(t, http.StatusCreated, st, "define plan: %v", body)
-	}
-	plans := []string{"OIL6", "MIX", "TEN"}
+	plans := definePlans(t, a)
 
 	const (
 		commands  = 300 // sent, refusals included
@@ -299,11 +280,36 @@ func TestAudit_BalancesAsOf(t *testing.T) {
 	}
 }
 
-func sortedKeys(m map[string]map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// definePlans defines the randomized histories' three plans and returns
+// their codes: the worked example (pro rata), a mixed plan by list price
+// with a free look, and one whose unit values carry leftover cents.
+func definePlans(t *testing.T, a *testAPI) []string {
+	t.Helper()
+	a.Plan("OIL6")
+	for _, plan := range []map[string]any{{
+		"code": "MIX", "name": "oil and inspection",
+		"entitlements": []map[string]any{
+			{"service": "oil_change", "count": 4, "list_price": "480.00"},
+			{"service": "inspection", "count": 2, "list_price": "200.00"},
+		},
+		"price": "1999.99", "validity_months": 12, "refund_policy": "list_price",
+		"cancellation_fee_rate": "0.05", "free_look_days": 7,
+	}, {
+		"code": "TEN", "name": "ten rotations",
+		"entitlements": []map[string]any{{"service": "tire_rotation", "count": 10, "list_price": "133.33"}},
+		"rate":         "0.8", "validity_months": 12, "refund_policy": "pro_rata", "cancellation_fee_rate": "0.10",
+	}} {
+		st, body := a.Do("POST", "/v1/plans", domain.RoleManager, plan)
+		require.Equal(t, http.StatusCreated, st, "define plan: %v", body)
+	}
+	return []string{"OIL6", "MIX", "TEN"}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/packledger/packledger/domain"
@@ -29,9 +30,29 @@ type testAPI struct {
 	Store  *eventstore.Store
 	Runner *projections.Runner
 	Tokens map[domain.Role]string
+	nc     *nats.Conn
+	signer *eventstore.Signer
+	*fakeClock
+}
 
+// fakeClock is the API's injected clock, shared by the servers of a test.
+type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
+}
+
+// Now is the API's clock.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the API's clock.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func newTestAPI(t testing.TB) *testAPI {
@@ -42,7 +63,33 @@ func newTestAPI(t testing.TB) *testAPI {
 // newTestAPISync is newTestAPI with the server's fsync on or off.
 func newTestAPISync(t testing.TB, syncAlways bool) *testAPI {
 	t.Helper()
-	store, nc := eventstoretest.OpenStoreSync(t, "demo", syncAlways)
+	return newTestAPIConfig(t, syncAlways, eventstore.Config{})
+}
+
+// newTestAPIConfig is newTestAPISync with the store opened as cfg says
+// (its dealer is always demo).
+func newTestAPIConfig(t testing.TB, syncAlways bool, cfg eventstore.Config) *testAPI {
+	t.Helper()
+	_, nc := eventstoretest.RunServerSync(t, t.TempDir(), syncAlways)
+	return serveAPI(t, nc, cfg, &fakeClock{now: time.Date(2026, 11, 2, 2, 0, 0, 0, time.UTC)})
+}
+
+// another is a second server on the same ledger, as another process
+// sharing the stream would be: its own store, read models and HTTP
+// server; the same signing key, users and clock.
+func (a *testAPI) another(cfg eventstore.Config) *testAPI {
+	a.t.Helper()
+	cfg.Signer = a.signer
+	return serveAPI(a.t, a.nc, cfg, a.fakeClock)
+}
+
+func serveAPI(t testing.TB, nc *nats.Conn, cfg eventstore.Config, clock *fakeClock) *testAPI {
+	t.Helper()
+	cfg.Dealer = "demo"
+	if cfg.Signer == nil {
+		cfg.Signer = eventstoretest.NewSigner(t)
+	}
+	store := eventstoretest.OpenConfig(t, nc, cfg)
 	tz, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -52,8 +99,7 @@ func newTestAPISync(t testing.TB, syncAlways bool) *testAPI {
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	a := &testAPI{t: t, Store: store, Runner: runner, Tokens: map[domain.Role]string{},
-		now: time.Date(2026, 11, 2, 2, 0, 0, 0, time.UTC)}
+	a := &testAPI{t: t, Store: store, Runner: runner, Tokens: map[domain.Role]string{}, nc: nc, signer: cfg.Signer, fakeClock: clock}
 	var users []handlers.User
 	for _, r := range []domain.Role{domain.RoleAdvisor, domain.RoleCashier, domain.RoleManager, domain.RoleAuditor} {
 		tok := "token-" + string(r)
@@ -61,26 +107,12 @@ func newTestAPISync(t testing.TB, syncAlways bool) *testAPI {
 		users = append(users, handlers.User{ID: "u-" + string(r), Name: string(r), Role: r, Store: "s1", TokenSHA256: handlers.HashToken(tok)})
 	}
 	api := handlers.New(handlers.Config{
-		Dealer: "demo", DefaultStore: "s1", TZ: tz, Clock: a.Now, Log: log, NATSConnected: nc.IsConnected,
+		Dealer: "demo", DefaultStore: "s1", TZ: tz, Clock: clock.Now, Log: log, NATSConnected: nc.IsConnected,
 	}, store, runner, users)
 	srv := httptest.NewServer(api.Handler()) // listens on 127.0.0.1
 	t.Cleanup(srv.Close)
 	a.URL = srv.URL
 	return a
-}
-
-// Now is the API's clock.
-func (a *testAPI) Now() time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.now
-}
-
-// Advance moves the API's clock.
-func (a *testAPI) Advance(d time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.now = a.now.Add(d)
 }
 
 // Do sends a request as role (empty: no token) and decodes the JSON answer.

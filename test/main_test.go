@@ -135,10 +135,15 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 
 // spawnServer is startServer without the wait for the ready line, so
 // that several servers can start at once; awaitReady waits.
+//
+// Every server here appends any two concurrent writes as one atomic
+// batch, so that the crash, cluster and several-servers tests put group
+// commit's batches, and their splitting, through what they check; the
+// handlers' tests run the default mode.
 func spawnServer(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--demo", "--data", dataDir,
-		"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)
+		"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--group-commit", "always"}, extra...)
 	cmd := exec.Command(binPath, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(os.Environ(), "TZ=UTC")

@@ -35,6 +35,7 @@ type serveConfig struct {
 	sweepEvery, dedupe                time.Duration
 	logLevel                          string
 	keyFile, keyringFile              string
+	groupCommit                       eventstore.GroupCommitMode
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -52,6 +53,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.usersFile, "users", "", "users file: JSON array of {id, name, role, store, token_sha256}; re-read on SIGHUP")
 	fs.BoolVar(&c.demo, "demo", false, "make demo users (tokens printed once) and, on an empty ledger, the demo plans")
 	fs.BoolVar(&c.fsync, "fsync", true, "embedded server: fsync every write before acknowledging it; false syncs lazily and can lose acknowledged writes on power loss")
+	fs.TextVar(&c.groupCommit, "group-commit", eventstore.GroupCommitAuto, "how concurrent writes are appended: auto (a few as separate publishes, more as one atomic batch), always (any two as one batch) or off (one at a time)")
 	fs.StringVar(&c.tz, "tz", "Asia/Shanghai", "time zone of business days (daily close, roll-forward by day)")
 	fs.IntVar(&c.breakageAfter, "breakage-after", 0, "recognize an expired package's liability as breakage this many months after expiry (0: never by policy)")
 	fs.DurationVar(&c.sweepEvery, "sweep-every", time.Minute, "how often to sweep for expiry and breakage")
@@ -120,7 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
 		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
-		Signer: signer, Keyring: ring,
+		Signer: signer, Keyring: ring, GroupCommit: c.groupCommit,
 	})
 	cancel()
 	if err != nil {

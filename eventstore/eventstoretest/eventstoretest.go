@@ -75,9 +75,19 @@ func NewSigner(tb testing.TB) *eventstore.Signer {
 // Open opens the ledger stream for dealer on nc, signing with sg.
 func Open(tb testing.TB, nc *nats.Conn, dealer string, sg *eventstore.Signer) *eventstore.Store {
 	tb.Helper()
+	return OpenConfig(tb, nc, eventstore.Config{Dealer: dealer, Signer: sg})
+}
+
+// OpenConfig opens the ledger stream on nc as cfg says, with a fresh
+// signing key when cfg names none.
+func OpenConfig(tb testing.TB, nc *nats.Conn, cfg eventstore.Config) *eventstore.Store {
+	tb.Helper()
+	if cfg.Signer == nil {
+		cfg.Signer = NewSigner(tb)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := eventstore.Open(ctx, nc, eventstore.Config{Dealer: dealer, Signer: sg})
+	st, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
