@@ -104,43 +104,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// take the others' events for forgeries.
 		return errors.New("--nats needs --key-file: every server on one ledger signs with the same key")
 	}
-	// With --nats the key must exist: a typo would make a new key, and the
-	// servers would take each other's events for forgeries.
-	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, c.natsURL == "")
+	node, err := openNode(ctx, c, log)
 	if err != nil {
 		return err
 	}
-
-	nc, natsAddr, shutdownNATS, err := connectNATS(c, log)
-	if err != nil {
-		return err
-	}
-	defer shutdownNATS()
-
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
-		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
-		Signer: signer, Keyring: ring,
-	})
-	cancel()
-	if err != nil {
-		return err
-	}
-
-	model := projections.NewModel(tz)
-	runner := projections.NewRunner(store.Feed(), model, log)
-	runCtx, stopRunner := context.WithCancel(context.Background())
-	runnerDone := make(chan struct{})
-	go func() {
-		defer close(runnerDone)
-		_ = runner.Run(runCtx)
-	}()
-	defer func() { stopRunner(); <-runnerDone }()
-
-	api := handlers.New(handlers.Config{
-		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
-		NATSConnected: nc.IsConnected, KeyFingerprint: eventstore.Fingerprint(signer.Public()),
-	}, store, runner, users)
+	defer node.shutdown()
+	store := node.store
+	runner, stopRunner := node.startProjections(tz, log)
+	defer stopRunner()
+	api := node.api(c, tz, log, runner, users)
 
 	if c.demo {
 		seq, err := seedDemoPlans(ctx, store, c.store, time.Now)
@@ -162,21 +134,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	httpURL := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "packledger: dealer %s, HTTP on %s, NATS on %s\n", c.dealer, httpURL, natsAddr)
-	fmt.Fprintf(stdout, "signing key %s\n", eventstore.Fingerprint(signer.Public()))
+	fmt.Fprintf(stdout, "packledger: dealer %s, HTTP on %s, NATS on %s\n", c.dealer, httpURL, node.natsAddr)
+	fmt.Fprintf(stdout, "signing key %s\n", eventstore.Fingerprint(node.signer.Public()))
 	if c.demo {
 		printDemoTokens(stdout, httpURL, tokens)
 	}
-	fmt.Fprintf(stdout, "ready http=%s nats=%s\n", httpURL, natsAddr)
+	fmt.Fprintf(stdout, "ready http=%s nats=%s\n", httpURL, node.natsAddr)
 
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(api.Handler(), log)
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 
@@ -223,6 +188,80 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return nil
 		}
+	}
+}
+
+// ledgerNode is what a serve runs on: the signing key, the NATS
+// connection (to the embedded server or to --nats) and the store on it.
+// serve and bench open it the same way, so that what bench measures is
+// what serve runs.
+type ledgerNode struct {
+	nc       *nats.Conn
+	natsAddr string
+	signer   *eventstore.Signer
+	store    *eventstore.Store
+	// shutdown drains the connection and stops the embedded server.
+	shutdown func()
+}
+
+// openNode loads the keys, connects to NATS and opens the ledger stream.
+func openNode(ctx context.Context, c *serveConfig, log *slog.Logger) (*ledgerNode, error) {
+	// With --nats the key must exist: a typo would make a new key, and the
+	// servers would take each other's events for forgeries.
+	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, c.natsURL == "")
+	if err != nil {
+		return nil, err
+	}
+	nc, natsAddr, shutdownNATS, err := connectNATS(c, log)
+	if err != nil {
+		return nil, err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
+		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
+		Signer: signer, Keyring: ring,
+	})
+	cancel()
+	if err != nil {
+		shutdownNATS()
+		return nil, err
+	}
+	return &ledgerNode{nc: nc, natsAddr: natsAddr, signer: signer, store: store, shutdown: shutdownNATS}, nil
+}
+
+// startProjections starts the read models' runner on the store's feed:
+// from an empty model, it reads the whole log and then follows it. stop
+// ends it and waits for it.
+func (n *ledgerNode) startProjections(tz *time.Location, log *slog.Logger) (runner *projections.Runner, stop func()) {
+	model := projections.NewModel(tz)
+	runner = projections.NewRunner(n.store.Feed(), model, log)
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		_ = runner.Run(runCtx)
+	}()
+	return runner, func() { stopRunner(); <-runnerDone }
+}
+
+// api is the HTTP API over the node's store and the runner's read models.
+func (n *ledgerNode) api(c *serveConfig, tz *time.Location, log *slog.Logger, runner *projections.Runner, users []handlers.User) *handlers.Server {
+	return handlers.New(handlers.Config{
+		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
+		NATSConnected: n.nc.IsConnected, KeyFingerprint: eventstore.Fingerprint(n.signer.Public()),
+	}, n.store, runner, users)
+}
+
+// newHTTPServer bounds every phase of a request, so that a slow or silent
+// client cannot hold a connection for ever.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
