@@ -196,10 +196,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // serve and bench open it the same way, so that what bench measures is
 // what serve runs.
 type ledgerNode struct {
+	natsLink
+	signer *eventstore.Signer
+	store  *eventstore.Store
+}
+
+// natsLink is serve's connection to NATS.
+type natsLink struct {
 	nc       *nats.Conn
 	natsAddr string
-	signer   *eventstore.Signer
-	store    *eventstore.Store
+	// embedded is the server started in process; nil with --nats.
+	embedded *eventstore.Server
 	// shutdown drains the connection and stops the embedded server.
 	shutdown func()
 }
@@ -212,21 +219,21 @@ func openNode(ctx context.Context, c *serveConfig, log *slog.Logger) (*ledgerNod
 	if err != nil {
 		return nil, err
 	}
-	nc, natsAddr, shutdownNATS, err := connectNATS(c, log)
+	link, err := connectNATS(c, log)
 	if err != nil {
 		return nil, err
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
+	store, err := eventstore.Open(openCtx, link.nc, eventstore.Config{
 		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
 		Signer: signer, Keyring: ring,
 	})
 	cancel()
 	if err != nil {
-		shutdownNATS()
+		link.shutdown()
 		return nil, err
 	}
-	return &ledgerNode{nc: nc, natsAddr: natsAddr, signer: signer, store: store, shutdown: shutdownNATS}, nil
+	return &ledgerNode{natsLink: link, signer: signer, store: store}, nil
 }
 
 // startProjections starts the read models' runner on the store's feed:
@@ -295,7 +302,7 @@ func loadUsers(c *serveConfig) (users, demo []handlers.User, tokens map[domain.R
 }
 
 // connectNATS starts the embedded server, or connects to --nats.
-func connectNATS(c *serveConfig, log *slog.Logger) (*nats.Conn, string, func(), error) {
+func connectNATS(c *serveConfig, log *slog.Logger) (natsLink, error) {
 	if c.natsURL != "" {
 		nc, err := nats.Connect(c.natsURL,
 			nats.Name("packledger"),
@@ -313,35 +320,35 @@ func connectNATS(c *serveConfig, log *slog.Logger) (*nats.Conn, string, func(), 
 			nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
 		)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("--nats %s: %w", c.natsURL, err)
+			return natsLink{}, fmt.Errorf("--nats %s: %w", c.natsURL, err)
 		}
-		return nc, c.natsURL, func() { _ = nc.Drain() }, nil
+		return natsLink{nc: nc, natsAddr: c.natsURL, shutdown: func() { _ = nc.Drain() }}, nil
 	}
 	dir, err := filepath.Abs(c.data)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("--data: %w", err)
+		return natsLink{}, fmt.Errorf("--data: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", nil, fmt.Errorf("--data: %w", err)
+		return natsLink{}, fmt.Errorf("--data: %w", err)
 	}
 	srv, err := eventstore.StartServer(eventstore.ServerConfig{
 		Listen: c.natsListen, StoreDir: dir, SyncAlways: c.fsync, Debug: c.debugNATS,
 	})
 	if err != nil {
-		return nil, "", nil, err
+		return natsLink{}, err
 	}
 	nc, err := srv.Connect("packledger")
 	if err != nil {
 		srv.Shutdown()
-		return nil, "", nil, err
+		return natsLink{}, err
 	}
 	if !c.fsync {
 		log.Warn("--fsync=false: writes are acknowledged before they reach the disk; a power cut can lose acknowledged payments")
 	}
-	return nc, srv.ClientURL(), func() {
+	return natsLink{nc: nc, natsAddr: srv.ClientURL(), embedded: srv, shutdown: func() {
 		_ = nc.Drain()
 		srv.Shutdown()
-	}, nil
+	}}, nil
 }
 
 func printDemoTokens(w io.Writer, httpURL string, tokens map[domain.Role]string) {
