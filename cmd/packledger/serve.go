@@ -347,6 +347,11 @@ func connectNATS(c *serveConfig, log *slog.Logger) (natsLink, error) {
 	}
 	return natsLink{nc: nc, natsAddr: srv.ClientURL(), embedded: srv, shutdown: func() {
 		_ = nc.Drain()
+		// Drain returns at once; a server stopped under it leaves the
+		// client to report a closed pipe.
+		for wait := time.Now().Add(5 * time.Second); !nc.IsClosed() && time.Now().Before(wait); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		srv.Shutdown()
 	}}, nil
 }
