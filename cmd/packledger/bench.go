@@ -202,6 +202,21 @@ func (b *benchRun) dir(name string) (string, func(), error) {
 	return d, func() { _ = os.RemoveAll(d) }, nil
 }
 
+// freshNode opens a ledger as serve would on a new data dir of the
+// scenario's own; done stops it and removes the dir.
+func (b *benchRun) freshNode(ctx context.Context, name string) (*ledgerNode, *serveConfig, func(), error) {
+	dir, cleanup, err := b.dir(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	node, c, err := benchNode(ctx, dir, b.log)
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	return node, c, func() { node.shutdown(); cleanup() }, nil
+}
+
 // benchNode opens a ledger on dir exactly as serve would with its defaults
 // (fsync on), on free loopback ports; extra are more serve flags.
 func benchNode(ctx context.Context, dir string, log *slog.Logger, extra ...string) (*ledgerNode, *serveConfig, error) {
@@ -345,14 +360,14 @@ func printBench(w io.Writer, rep benchReport) error {
 
 // resultLine is one result in a line, for progress.
 func resultLine(r benchResult) string {
-	s := r.Name + ":"
+	s := r.Name + ": "
 	if r.OpsPerS > 0 {
-		s += fmt.Sprintf(" %.1f/s", r.OpsPerS)
+		s += fmt.Sprintf("%.1f/s; ", r.OpsPerS)
 	}
 	if r.P50ms != nil {
-		s += fmt.Sprintf(" p50 %.3f ms p99 %.3f ms", *r.P50ms, *r.P99ms)
+		s += fmt.Sprintf("p50 %.3f ms, p99 %.3f ms; ", *r.P50ms, *r.P99ms)
 	}
-	return s + "; " + details(r)
+	return s + details(r)
 }
 
 // details says what a figure counted.

@@ -26,16 +26,11 @@ import (
 // atomic batches of 100, over TCP (the ceilings) and over the in-process
 // connection serve writes on.
 func (b *benchRun) writeCeilings(ctx context.Context) ([]benchResult, error) {
-	dir, cleanup, err := b.dir("ceilings")
+	node, c, done, err := b.freshNode(ctx, "ceilings")
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
-	node, c, err := benchNode(ctx, dir, b.log)
-	if err != nil {
-		return nil, err
-	}
-	defer node.shutdown()
+	defer done()
 	tmpl, err := redemptionTemplate(ctx, node, c.stream)
 	if err != nil {
 		return nil, fmt.Errorf("ceilings: %w", err)

@@ -25,16 +25,11 @@ const visitsPerPackage = 10
 // httpRedeem serves the API on a loopback port as serve does and measures
 // 64 clients redeeming at once, then one client alone.
 func (b *benchRun) httpRedeem(ctx context.Context) ([]benchResult, error) {
-	dir, cleanup, err := b.dir("http")
+	node, c, done, err := b.freshNode(ctx, "http")
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
-	node, c, err := benchNode(ctx, dir, b.log)
-	if err != nil {
-		return nil, err
-	}
-	defer node.shutdown()
+	defer done()
 	tz, err := time.LoadLocation(c.tz)
 	if err != nil {
 		return nil, err
@@ -91,16 +86,11 @@ func (b *benchRun) httpRedeem(ctx context.Context) ([]benchResult, error) {
 // durableAPI measures Store.Update from many goroutines, each redeeming
 // the visits of its own packages, decided by the domain as the API does.
 func (b *benchRun) durableAPI(ctx context.Context) ([]benchResult, error) {
-	dir, cleanup, err := b.dir("api")
+	node, c, done, err := b.freshNode(ctx, "api")
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
-	node, c, err := benchNode(ctx, dir, b.log)
-	if err != nil {
-		return nil, err
-	}
-	defer node.shutdown()
+	defer done()
 	if _, err := seedDemoPlans(ctx, node.store, c.store, time.Now); err != nil {
 		return nil, err
 	}
