@@ -186,7 +186,7 @@ func runBench(ctx context.Context, sz benchSizes, stderr io.Writer) (benchReport
 	if err := setRatios(results); err != nil {
 		return benchReport{}, err
 	}
-	return benchReport{Machine: machineInfo(), Mode: sz.mode, Seconds: round(time.Since(start).Seconds(), 1), Results: results}, nil
+	return benchReport{Machine: machineInfo(start), Mode: sz.mode, Seconds: round(time.Since(start).Seconds(), 1), Results: results}, nil
 }
 
 func (b *benchRun) progress(format string, args ...any) {
@@ -303,10 +303,11 @@ type benchMachine struct {
 	Fsync       bool   `json:"fsync"`
 }
 
-func machineInfo() benchMachine {
+// machineInfo describes this machine; date is when the run began.
+func machineInfo(date time.Time) benchMachine {
 	m := benchMachine{Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
 		OS: runtime.GOOS, Arch: runtime.GOARCH, NATSServer: server.VERSION, NATSGo: nats.Version,
-		Date: time.Now().UTC().Format(time.RFC3339), Fsync: true, CPU: "unknown"}
+		Date: date.UTC().Format(time.RFC3339), Fsync: true, CPU: "unknown"}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
