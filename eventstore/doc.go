@@ -6,5 +6,8 @@
 //
 // Update is the one way commands reach the log: load, decide, append with
 // the expected subject sequence, retry on conflict, and recognise a retried
-// request by its idempotency key.
+// request by its idempotency key. BulkAppend is the other, for histories
+// decided elsewhere (an import of existing packages, a benchmark's data):
+// aggregates new to the log, chained and signed as Update would, in large
+// atomic batches.
 package eventstore

@@ -171,6 +171,19 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// ConnectTCP opens a connection as the program's own user over the client
+// port, as a client on another machine would reach the server: for
+// measuring what that path costs beside Connect's. The password never
+// leaves the process.
+func (s *Server) ConnectTCP(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(s.srv.ClientURL(), nats.Name(name), nats.MaxReconnects(-1),
+		nats.UserInfo(ownerUser, s.password), nats.CustomInboxPrefix(ownerInbox))
+	if err != nil {
+		return nil, fmt.Errorf("connect over tcp: %w", err)
+	}
+	return nc, nil
+}
+
 // Shutdown stops the server and waits for it to finish, so that its files
 // are closed before the process exits.
 func (s *Server) Shutdown() {

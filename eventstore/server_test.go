@@ -78,3 +78,17 @@ func TestServer_DirLocked(t *testing.T) {
 	require.NoError(t, err)
 	again.Shutdown()
 }
+
+// TestServer_ConnectTCP: the program's own user, over the client port,
+// writes to the ledger through TCP as the in-process connection does.
+func TestServer_ConnectTCP(t *testing.T) {
+	srv, _ := eventstoretest.RunServer(t)
+	nc, err := srv.ConnectTCP("test")
+	require.NoError(t, err)
+	defer nc.Close()
+	require.Contains(t, nc.ConnectedAddr(), "127.0.0.1:", "a loopback socket, not a pipe")
+	st := eventstoretest.Open(t, nc, "demo", eventstoretest.NewSigner(t))
+	res, err := st.Update(context.Background(), "ledger.demo.plans.X", meta, clock, retire("X"))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), res.LastSeq)
+}

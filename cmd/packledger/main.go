@@ -36,6 +36,7 @@ Usage:
   packledger verify [flags]     check every chain, signature and balance (see verify -h)
   packledger replay [flags]     every package's balances as of an instant (see replay -h)
   packledger export [flags]     the signed record as jsonl, or a csv for spreadsheets (see export -h)
+  packledger bench [--quick] [--json]  the ledger against JetStream's ceilings on this machine (see BENCHMARKS.md)
 
 `
 
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return replay(ctx, args[1:], stdout, stderr)
 	case "export":
 		return export(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

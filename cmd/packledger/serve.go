@@ -106,43 +106,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// take the others' events for forgeries.
 		return errors.New("--nats needs --key-file: every server on one ledger signs with the same key")
 	}
-	// With --nats the key must exist: a typo would make a new key, and the
-	// servers would take each other's events for forgeries.
-	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, c.natsURL == "")
+	node, err := openNode(ctx, c, log)
 	if err != nil {
 		return err
 	}
-
-	nc, natsAddr, shutdownNATS, err := connectNATS(c, log)
-	if err != nil {
-		return err
-	}
-	defer shutdownNATS()
-
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	store, err := eventstore.Open(openCtx, nc, eventstore.Config{
-		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
-		Signer: signer, Keyring: ring, GroupCommit: c.groupCommit,
-	})
-	cancel()
-	if err != nil {
-		return err
-	}
-
-	model := projections.NewModel(tz)
-	runner := projections.NewRunner(store.Feed(), model, log)
-	runCtx, stopRunner := context.WithCancel(context.Background())
-	runnerDone := make(chan struct{})
-	go func() {
-		defer close(runnerDone)
-		_ = runner.Run(runCtx)
-	}()
-	defer func() { stopRunner(); <-runnerDone }()
-
-	api := handlers.New(handlers.Config{
-		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
-		NATSConnected: nc.IsConnected, KeyFingerprint: eventstore.Fingerprint(signer.Public()),
-	}, store, runner, users)
+	defer node.shutdown()
+	store := node.store
+	runner, stopRunner := node.startProjections(tz, log)
+	defer stopRunner()
+	api := node.api(c, tz, log, runner, users)
 
 	if c.demo {
 		seq, err := seedDemoPlans(ctx, store, c.store, time.Now)
@@ -164,21 +136,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	httpURL := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "packledger: dealer %s, HTTP on %s, NATS on %s\n", c.dealer, httpURL, natsAddr)
-	fmt.Fprintf(stdout, "signing key %s\n", eventstore.Fingerprint(signer.Public()))
+	fmt.Fprintf(stdout, "packledger: dealer %s, HTTP on %s, NATS on %s\n", c.dealer, httpURL, node.natsAddr)
+	fmt.Fprintf(stdout, "signing key %s\n", eventstore.Fingerprint(node.signer.Public()))
 	if c.demo {
 		printDemoTokens(stdout, httpURL, tokens)
 	}
-	fmt.Fprintf(stdout, "ready http=%s nats=%s\n", httpURL, natsAddr)
+	fmt.Fprintf(stdout, "ready http=%s nats=%s\n", httpURL, node.natsAddr)
 
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(api.Handler(), log)
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 
@@ -228,6 +193,87 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// ledgerNode is what a serve runs on: the signing key, the NATS
+// connection (to the embedded server or to --nats) and the store on it.
+// serve and bench open it the same way, so that what bench measures is
+// what serve runs.
+type ledgerNode struct {
+	natsLink
+	signer *eventstore.Signer
+	store  *eventstore.Store
+}
+
+// natsLink is serve's connection to NATS.
+type natsLink struct {
+	nc       *nats.Conn
+	natsAddr string
+	// embedded is the server started in process; nil with --nats.
+	embedded *eventstore.Server
+	// shutdown drains the connection and stops the embedded server.
+	shutdown func()
+}
+
+// openNode loads the keys, connects to NATS and opens the ledger stream.
+func openNode(ctx context.Context, c *serveConfig, log *slog.Logger) (*ledgerNode, error) {
+	// With --nats the key must exist: a typo would make a new key, and the
+	// servers would take each other's events for forgeries.
+	signer, ring, err := loadKeys(c.data, c.keyFile, c.keyringFile, c.natsURL == "")
+	if err != nil {
+		return nil, err
+	}
+	link, err := connectNATS(c, log)
+	if err != nil {
+		return nil, err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	store, err := eventstore.Open(openCtx, link.nc, eventstore.Config{
+		Stream: c.stream, Dealer: c.dealer, Replicas: c.replicas, DuplicateWindow: c.dedupe,
+		Signer: signer, Keyring: ring, GroupCommit: c.groupCommit,
+	})
+	cancel()
+	if err != nil {
+		link.shutdown()
+		return nil, err
+	}
+	return &ledgerNode{natsLink: link, signer: signer, store: store}, nil
+}
+
+// startProjections starts the read models' runner on the store's feed:
+// from an empty model, it reads the whole log and then follows it. stop
+// ends it and waits for it.
+func (n *ledgerNode) startProjections(tz *time.Location, log *slog.Logger) (runner *projections.Runner, stop func()) {
+	model := projections.NewModel(tz)
+	runner = projections.NewRunner(n.store.Feed(), model, log)
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		_ = runner.Run(runCtx)
+	}()
+	return runner, func() { stopRunner(); <-runnerDone }
+}
+
+// api is the HTTP API over the node's store and the runner's read models.
+func (n *ledgerNode) api(c *serveConfig, tz *time.Location, log *slog.Logger, runner *projections.Runner, users []handlers.User) *handlers.Server {
+	return handlers.New(handlers.Config{
+		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
+		NATSConnected: n.nc.IsConnected, KeyFingerprint: eventstore.Fingerprint(n.signer.Public()),
+	}, n.store, runner, users)
+}
+
+// newHTTPServer bounds every phase of a request, so that a slow or silent
+// client cannot hold a connection for ever.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -258,7 +304,7 @@ func loadUsers(c *serveConfig) (users, demo []handlers.User, tokens map[domain.R
 }
 
 // connectNATS starts the embedded server, or connects to --nats.
-func connectNATS(c *serveConfig, log *slog.Logger) (*nats.Conn, string, func(), error) {
+func connectNATS(c *serveConfig, log *slog.Logger) (natsLink, error) {
 	if c.natsURL != "" {
 		nc, err := nats.Connect(c.natsURL,
 			nats.Name("packledger"),
@@ -276,35 +322,40 @@ func connectNATS(c *serveConfig, log *slog.Logger) (*nats.Conn, string, func(), 
 			nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
 		)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("--nats %s: %w", c.natsURL, err)
+			return natsLink{}, fmt.Errorf("--nats %s: %w", c.natsURL, err)
 		}
-		return nc, c.natsURL, func() { _ = nc.Drain() }, nil
+		return natsLink{nc: nc, natsAddr: c.natsURL, shutdown: func() { _ = nc.Drain() }}, nil
 	}
 	dir, err := filepath.Abs(c.data)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("--data: %w", err)
+		return natsLink{}, fmt.Errorf("--data: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", nil, fmt.Errorf("--data: %w", err)
+		return natsLink{}, fmt.Errorf("--data: %w", err)
 	}
 	srv, err := eventstore.StartServer(eventstore.ServerConfig{
 		Listen: c.natsListen, StoreDir: dir, SyncAlways: c.fsync, Debug: c.debugNATS,
 	})
 	if err != nil {
-		return nil, "", nil, err
+		return natsLink{}, err
 	}
 	nc, err := srv.Connect("packledger")
 	if err != nil {
 		srv.Shutdown()
-		return nil, "", nil, err
+		return natsLink{}, err
 	}
 	if !c.fsync {
 		log.Warn("--fsync=false: writes are acknowledged before they reach the disk; a power cut can lose acknowledged payments")
 	}
-	return nc, srv.ClientURL(), func() {
+	return natsLink{nc: nc, natsAddr: srv.ClientURL(), embedded: srv, shutdown: func() {
 		_ = nc.Drain()
+		// Drain returns at once; a server stopped under it leaves the
+		// client to report a closed pipe.
+		for wait := time.Now().Add(5 * time.Second); !nc.IsClosed() && time.Now().Before(wait); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		srv.Shutdown()
-	}, nil
+	}}, nil
 }
 
 func printDemoTokens(w io.Writer, httpURL string, tokens map[domain.Role]string) {
