@@ -17,7 +17,6 @@ import (
 // append was on its way goes out as one JetStream atomic batch, stored
 // and synced once. A command that finds nothing in flight goes out at
 // once, alone: group commit never waits for company that is not coming.
-// Two appends may be on their way at once (see dispatchLocked).
 //
 // An atomic batch is all or nothing, so one command whose expected
 // sequence no longer holds (another server wrote its package) would fail
@@ -36,17 +35,10 @@ type groupCommit struct {
 	// one batch (see send).
 	small int
 
-	mu       sync.Mutex
-	queue    []*pendingAppend
-	inflight int // appends on their way
-	sending  int // commands on their way
-	// active is about how many commands are in play (on their way or
-	// queued), averaged over recent sends: what a batch can gather.
-	active float64
-	// linger, when set, holds the next batch back for company; lingerGen
-	// tells its timer from a later one.
-	linger    *time.Timer
-	lingerGen int
+	mu      sync.Mutex
+	queue   []*pendingAppend
+	running bool          // a flush goroutine is at work
+	arrived chan struct{} // a command queued (capacity 1: a doorbell)
 
 	// What it did, for the bench and the logs.
 	appends, commands, messages atomic.Int64
@@ -123,7 +115,7 @@ func (m GroupCommitMode) String() string {
 }
 
 func newGroupCommit(s *Store, mode GroupCommitMode) *groupCommit {
-	g := &groupCommit{s: s, maxMsgs: defaultCommitMsgs, small: defaultCommitSmall}
+	g := &groupCommit{s: s, maxMsgs: defaultCommitMsgs, small: defaultCommitSmall, arrived: make(chan struct{}, 1)}
 	switch mode {
 	case GroupCommitAlways:
 		g.small = 0
@@ -153,8 +145,17 @@ func (g *groupCommit) append(ctx context.Context, msgs []Outgoing) ([]uint64, er
 	p := &pendingAppend{msgs: msgs, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
-	g.dispatchLocked()
+	start := !g.running
+	g.running = true
 	g.mu.Unlock()
+	if start {
+		go g.flush()
+	} else {
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+	}
 	select {
 	case <-p.done:
 		return p.seqs, p.err
@@ -164,68 +165,63 @@ func (g *groupCommit) append(ctx context.Context, msgs []Outgoing) ([]uint64, er
 	}
 }
 
-// maxInflight is how many appends may be on their way at once. JetStream
-// stores a stream's appends one after another; a second one on its way
-// lets the server start on it the moment the first is stored, instead of
-// waiting while that one's commands come back with their next.
-const maxInflight = 2
-
-// target is how many commands a batch gathers before it goes while
-// another is on its way: half of those in play, so that under steady
-// load two batches of about equal size take turns at the server.
-func (g *groupCommit) target() int { return max(2, int(g.active/2)) }
-
-// dispatchLocked sends what is queued, when it should go:
-//   - nothing on its way: at once. A command alone is never held back,
-//     but after a batch of several the next waits (see run) until half
-//     of those in play have queued, or a third of that batch's round
-//     trip (at most maxLinger): its commands come back a moment after
-//     its answer, and a batch twice as big costs the server little more;
-//   - one append on its way: once half of those in play have queued;
-//     else the answer of the one on its way sends them;
-//   - two on their way: when one is answered.
-func (g *groupCommit) dispatchLocked() {
-	for len(g.queue) > 0 && g.inflight < maxInflight {
-		if len(g.queue) < g.target() && (g.inflight > 0 || g.linger != nil) {
+// flush sends batches, one at a time, until the queue is empty.
+//
+// One at a time, because JetStream stores a stream's appends one after
+// the other anyway; a second batch in flight only splits the waiting
+// commands into two smaller batches. Under steady load that splitting
+// happens by itself: the commands of the batch on its way come back
+// with their next command a moment after its answer, and would make up
+// the batch after next. So after a batch of several commands, the next
+// waits until they have queued too, behind those that queued while it
+// was on its way, for at most a third of the last batch's round trip
+// (and maxLinger): a little latency for a batch twice as big. After a
+// command alone, nothing waits.
+func (g *groupCommit) flush() {
+	last, took := 0, time.Duration(0)
+	for {
+		if last > 1 {
+			g.mu.Lock()
+			want := min(last+len(g.queue), g.maxMsgs)
+			g.mu.Unlock()
+			g.linger(want, min(maxLinger, took/3))
+		}
+		g.mu.Lock()
+		batch := g.take()
+		if len(batch) == 0 {
+			g.running = false
+			g.mu.Unlock()
 			return
 		}
-		if g.linger != nil {
-			g.linger.Stop()
-			g.linger = nil
-		}
-		inPlay := float64(g.sending + len(g.queue))
-		g.active += (inPlay - g.active) / 4
-		batch := g.take()
-		g.inflight++
-		g.sending += len(batch)
-		go g.run(batch)
+		g.mu.Unlock()
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		g.send(ctx, batch)
+		cancel()
+		last, took = len(batch), time.Since(t0)
 	}
 }
 
-// run sends one batch and, once it is answered, what queued meanwhile.
-func (g *groupCommit) run(batch []*pendingAppend) {
-	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	g.send(ctx, batch)
-	cancel()
-	took := time.Since(t0)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.inflight--
-	g.sending -= len(batch)
-	if g.inflight == 0 && len(batch) > 1 && len(g.queue) < g.target() {
-		g.lingerGen++
-		gen := g.lingerGen
-		g.linger = time.AfterFunc(min(maxLinger, took/3), func() {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			if g.lingerGen == gen && g.linger != nil {
-				g.linger = nil
-				g.dispatchLocked()
-			}
-		})
+// linger waits until want commands are queued, for at most d.
+func (g *groupCommit) linger(want int, d time.Duration) {
+	if d <= 0 {
+		return
 	}
-	g.dispatchLocked()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		g.mu.Lock()
+		n := len(g.queue)
+		g.mu.Unlock()
+		if n >= want {
+			return
+		}
+		select {
+		case <-g.arrived:
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // take removes from the queue the commands of the next batch, up to
