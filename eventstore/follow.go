@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -73,31 +75,111 @@ func (s *Store) follow(ctx context.Context, from uint64, fn func(seq uint64, sub
 	// On a stream of this dealer alone every sequence is ours: a sequence
 	// skipped is a stored message that could not be read, and is named.
 	exclusive, prev := s.exclusive(ctx), from-1
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+	msgs, wait := decodeAhead(it)
+	defer wait()
+	for d := range msgs {
+		<-d.done
+		if d.readErr != nil {
+			if ctx.Err() != nil || errors.Is(d.readErr, jetstream.ErrMsgIteratorClosed) {
 				return ctx.Err()
 			}
-			return fmt.Errorf("follow: %w", err)
+			return fmt.Errorf("follow: %w", d.readErr)
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("follow: metadata: %w", err)
+		if d.metaErr != nil {
+			return fmt.Errorf("follow: metadata: %w", d.metaErr)
 		}
-		seq := meta.Sequence.Stream
 		if exclusive {
-			for missing := prev + 1; missing < seq; missing++ {
+			for missing := prev + 1; missing < d.seq; missing++ {
 				if err := fn(missing, "", domain.Envelope{}, fmt.Errorf("stored message %d is missing or unreadable", missing)); err != nil {
 					return err
 				}
 			}
 		}
-		prev = seq
-		env, derr := Decode(msg.Subject(), seq, msg.Headers(), msg.Data())
-		if err := fn(seq, msg.Subject(), env, derr); err != nil {
+		prev = d.seq
+		if err := fn(d.seq, d.subject, d.env, d.err); err != nil {
 			return err
 		}
+	}
+	return ctx.Err()
+}
+
+// decoding is one message read from a follow, decoded by one of
+// decodeAhead's workers.
+type decoding struct {
+	msg     jetstream.Msg
+	readErr error // the read failed: the last of the follow
+	metaErr error
+	seq     uint64
+	subject string
+	env     domain.Envelope
+	err     error
+	done    chan struct{}
+}
+
+// decodeAheadDepth bounds the messages read ahead of the one being
+// applied.
+const decodeAheadDepth = 256
+
+// decodeAhead reads it and decodes each message on every core, handing
+// them out in stream order. Decoding (JSON, the body's hash) is most of
+// what reading an event costs, and the reader applies events one at a
+// time, in order, on one goroutine; decoding the next ones meanwhile lets
+// a rebuild use the machine's other cores and a write's answer wait less.
+// The channel ends after a message that carries the read's error. wait
+// stops the reading and waits for the goroutines, once it is stopped (the
+// caller stops it).
+func decodeAhead(it jetstream.MessagesContext) (<-chan *decoding, func()) {
+	out := make(chan *decoding, decodeAheadDepth)
+	work := make(chan *decoding, decodeAheadDepth)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(out)
+		defer close(work)
+		for {
+			msg, err := it.Next()
+			d := &decoding{msg: msg, readErr: err, done: make(chan struct{})}
+			if err != nil {
+				close(d.done)
+			}
+			select {
+			case out <- d:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+			work <- d // never blocks for long: out holds as many
+		}
+	}()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				if meta, err := d.msg.Metadata(); err != nil {
+					d.metaErr = err
+				} else {
+					d.seq, d.subject = meta.Sequence.Stream, d.msg.Subject()
+					d.env, d.err = Decode(d.subject, d.seq, d.msg.Headers(), d.msg.Data())
+				}
+				d.msg = nil
+				close(d.done)
+			}
+		}()
+	}
+	return out, func() {
+		close(quit)
+		it.Stop()
+		// Drain, so that a reader blocked on a full channel lets go.
+		go func() {
+			for range out {
+			}
+		}()
+		wg.Wait()
 	}
 }
 
