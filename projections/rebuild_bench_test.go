@@ -1,0 +1,74 @@
+package projections_test
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/eventstore/eventstoretest"
+	"github.com/packledger/packledger/projections"
+)
+
+// decodeCorpus decodes every record of a corpus, as the feed would.
+func decodeCorpus(tb testing.TB, c eventstoretest.Corpus) []domain.Envelope {
+	tb.Helper()
+	envs := make([]domain.Envelope, len(c.Records))
+	for i, r := range c.Records {
+		env, err := r.Decode(uint64(i + 1))
+		if err != nil {
+			tb.Fatalf("record %d: %v", i+1, err)
+		}
+		envs[i] = env
+	}
+	return envs
+}
+
+// BenchmarkModel_Apply is the read models' share of a rebuild: folding
+// decoded events into an empty Model, per event. Decoding and the chain
+// check are measured elsewhere (the feed and eventstore's benchmarks).
+func BenchmarkModel_Apply(b *testing.B) {
+	c := eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: 5000, Seed: 1})
+	envs := decodeCorpus(b, c)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		m := projections.NewModel(shanghai)
+		for _, env := range envs {
+			m.Apply(env)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(envs)), "ns/event")
+}
+
+// BenchmarkModel_HeapPerPackage is what the read models hold per package
+// after a rebuild of a realistic history: the live heap after a GC, less
+// what was live before, over the packages. Each event is decoded just
+// before it is applied, so that what the model keeps of a decoded event
+// counts and the rest does not.
+func BenchmarkModel_HeapPerPackage(b *testing.B) {
+	const packages = 20000
+	c := eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: packages, Seed: 2})
+	for b.Loop() {
+		before := liveHeap()
+		m := projections.NewModel(shanghai)
+		for i, r := range c.Records {
+			env, err := r.Decode(uint64(i + 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Apply(env)
+		}
+		after := liveHeap()
+		runtime.KeepAlive(m)
+		b.ReportMetric(float64(after-before)/packages, "B/pkg")
+		b.ReportMetric(float64(len(c.Records))/packages, "events/pkg")
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
