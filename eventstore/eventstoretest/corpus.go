@@ -110,7 +110,7 @@ func newCorpusGen(cfg CorpusConfig) (*corpusGen, error) {
 			Rate: rate("0.8"), ValidityMonths: 36, RefundPolicy: domain.RefundProRata, CancellationFeeRate: rate("0.10")},
 		{Code: "CARE10", Name: "six oil changes and four inspections", Models: []string{"Lavida", "Passat", "Tiguan"},
 			Entitlements: []domain.Entitlement{{Service: "oil_change", Count: 6, ListPrice: domain.MustMoney("480.00")}, {Service: "inspection", Count: 4, ListPrice: domain.MustMoney("200.00")}},
-			Rate: rate("0.85"), ValidityMonths: 36, RefundPolicy: domain.RefundListPrice, CancellationFeeRate: rate("0.05"),
+			Rate:         rate("0.85"), ValidityMonths: 36, RefundPolicy: domain.RefundListPrice, CancellationFeeRate: rate("0.05"),
 			ServiceInterval: &domain.ServiceInterval{Months: 6, KM: 7500}, Gifts: []string{"car wash"}},
 	}
 	manager := domain.Actor{ID: "mgr1", Role: domain.RoleManager}
