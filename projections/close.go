@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"maps"
 	"sort"
 	"time"
 
@@ -62,55 +63,110 @@ type refundKey struct {
 // count it corrects; a refund against the store that paid it out.
 type DailyClose struct {
 	tz      *time.Location
-	lines   map[closeKey]*CloseLine
-	refunds map[refundKey]*RefundLine
+	lines   map[closeKey]closeAcc
+	refunds map[refundKey]refundAcc
+	// The business day of the last event, and the instants it spans:
+	// events come in time order, and a day's name is costly to make.
+	day            string
+	dayFrom, dayTo int64
+	// shared: a snapshot holds the maps, so the next write copies them.
+	shared bool
+}
+
+// closeAcc is one line's sums in cents; odd holds amounts that are not
+// whole cents within int64 (none that the domain writes).
+type closeAcc struct {
+	payments, voids     sum128
+	payCount, voidCount int
+	oddPay, oddVoid     domain.Money
+}
+
+type refundAcc struct {
+	amount sum128
+	count  int
+	odd    domain.Money
 }
 
 // NewDailyClose returns an empty daily close with business days in tz.
 func NewDailyClose(tz *time.Location) *DailyClose {
-	return &DailyClose{tz: tz, lines: map[closeKey]*CloseLine{}, refunds: map[refundKey]*RefundLine{}}
+	return &DailyClose{tz: tz, lines: map[closeKey]closeAcc{}, refunds: map[refundKey]refundAcc{}}
 }
 
 // Day is the business day of an instant.
 func (d *DailyClose) Day(t time.Time) string { return t.In(d.tz).Format("2006-01-02") }
 
-func (d *DailyClose) line(k closeKey) *CloseLine {
-	l := d.lines[k]
-	if l == nil {
-		l = &CloseLine{Cashier: k.cashier, Method: k.method}
-		d.lines[k] = l
+// dayOf is Day, remembering the last day asked for.
+func (d *DailyClose) dayOf(t time.Time) string {
+	if ns := unixNanos(t); d.day != "" && ns >= d.dayFrom && ns < d.dayTo {
+		return d.day
 	}
-	return l
+	local := t.In(d.tz)
+	y, m, dd := local.Date()
+	d.day = local.Format("2006-01-02")
+	d.dayFrom = unixNanos(time.Date(y, m, dd, 0, 0, 0, 0, d.tz))
+	d.dayTo = unixNanos(time.Date(y, m, dd+1, 0, 0, 0, 0, d.tz))
+	return d.day
+}
+
+func (d *DailyClose) write() {
+	if d.shared {
+		d.lines, d.refunds, d.shared = maps.Clone(d.lines), maps.Clone(d.refunds), false
+	}
 }
 
 // Apply records one event, given the package before it.
 func (d *DailyClose) Apply(env domain.Envelope, before domain.Package) {
-	day := d.Day(env.BusinessTime)
 	switch e := env.Event.(type) {
 	case domain.PaymentRecorded:
-		l := d.line(closeKey{day, env.Store, env.Actor.ID, e.Method})
-		l.Payments = l.Payments.Add(e.Amount)
-		l.PaymentCount++
-		l.Net = l.Payments.Sub(l.Voids)
+		d.payment(d.dayOf(env.BusinessTime), env.Store, env.Actor.ID, e.Method, e.Amount)
 	case domain.PaymentVoided:
 		p, ok := before.PaymentByID(e.PaymentID)
 		if !ok || p.Voided {
 			return
 		}
-		l := d.line(closeKey{day, p.Store, p.Cashier, p.Method})
-		l.Voids = l.Voids.Add(p.Amount)
-		l.VoidCount++
-		l.Net = l.Payments.Sub(l.Voids)
+		d.void(d.dayOf(env.BusinessTime), p.Store, p.Cashier, p.Method, p.Amount)
 	case domain.PackageRefunded:
-		k := refundKey{day, env.Store, e.Method}
-		r := d.refunds[k]
-		if r == nil {
-			r = &RefundLine{Method: e.Method}
-			d.refunds[k] = r
-		}
-		r.Amount = r.Amount.Add(e.Amount)
-		r.Count++
+		d.refund(d.dayOf(env.BusinessTime), env.Store, e.Method, e.Amount)
 	}
+}
+
+func (d *DailyClose) payment(day, store, cashier string, method domain.PaymentMethod, amount domain.Money) {
+	d.write()
+	k := closeKey{day, store, cashier, method}
+	a := d.lines[k]
+	if c, ok := centsOf(amount); ok {
+		a.payments = a.payments.addCents(c)
+	} else {
+		a.oddPay = a.oddPay.Add(amount)
+	}
+	a.payCount++
+	d.lines[k] = a
+}
+
+func (d *DailyClose) void(day, store, cashier string, method domain.PaymentMethod, amount domain.Money) {
+	d.write()
+	k := closeKey{day, store, cashier, method}
+	a := d.lines[k]
+	if c, ok := centsOf(amount); ok {
+		a.voids = a.voids.addCents(c)
+	} else {
+		a.oddVoid = a.oddVoid.Add(amount)
+	}
+	a.voidCount++
+	d.lines[k] = a
+}
+
+func (d *DailyClose) refund(day, store string, method domain.PaymentMethod, amount domain.Money) {
+	d.write()
+	k := refundKey{day, store, method}
+	r := d.refunds[k]
+	if c, ok := centsOf(amount); ok {
+		r.amount = r.amount.addCents(c)
+	} else {
+		r.odd = r.odd.Add(amount)
+	}
+	r.count++
+	d.refunds[k] = r
 }
 
 // Report returns the close of a business day (YYYY-MM-DD) for a store, or
@@ -125,13 +181,13 @@ func (d *DailyClose) Report(day, store string) CloseReport {
 		k.day, k.store = "", ""
 		agg := lines[k]
 		if agg == nil {
-			agg = &CloseLine{Cashier: l.Cashier, Method: l.Method}
+			agg = &CloseLine{Cashier: k.cashier, Method: k.method}
 			lines[k] = agg
 		}
-		agg.Payments = agg.Payments.Add(l.Payments)
-		agg.PaymentCount += l.PaymentCount
-		agg.Voids = agg.Voids.Add(l.Voids)
-		agg.VoidCount += l.VoidCount
+		agg.Payments = agg.Payments.Add(l.payments.money()).Add(l.oddPay)
+		agg.PaymentCount += l.payCount
+		agg.Voids = agg.Voids.Add(l.voids.money()).Add(l.oddVoid)
+		agg.VoidCount += l.voidCount
 		agg.Net = agg.Payments.Sub(agg.Voids)
 	}
 	for _, l := range lines {
@@ -149,8 +205,8 @@ func (d *DailyClose) Report(day, store string) CloseReport {
 			agg = &RefundLine{Method: k.method}
 			refunds[k.method] = agg
 		}
-		agg.Amount = agg.Amount.Add(x.Amount)
-		agg.Count += x.Count
+		agg.Amount = agg.Amount.Add(x.amount.money()).Add(x.odd)
+		agg.Count += x.count
 	}
 	for _, x := range refunds {
 		r.Refunds = append(r.Refunds, *x)

@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -71,12 +73,56 @@ func MovementsOf(env domain.Envelope, before domain.Package) (Movements, bool) {
 	return m, true
 }
 
+// The movements a liability entry can be, in the order of Movements.
+const (
+	mvPayments uint8 = iota
+	mvVoids
+	mvRecognized
+	mvReversals
+	mvRefunds
+	mvBreakage
+	mvKinds
+)
+
+// sums are the running totals of each kind of movement.
+type sums [mvKinds]sum128
+
+func (s sums) movements() Movements {
+	return Movements{
+		Payments: s[mvPayments].money(), Voids: s[mvVoids].money(), Recognized: s[mvRecognized].money(),
+		Reversals: s[mvReversals].money(), Refunds: s[mvRefunds].money(), Breakage: s[mvBreakage].money(),
+	}
+}
+
+// blockSize is how many entries one running total covers: a report sums
+// at most this many entries past the nearest total.
+const blockSize = 64
+
 // Liability is the roll-forward: every movement with its business time,
-// and running sums so that any period's report is two binary searches.
+// sorted by time, and running totals every blockSize entries, so that any
+// period's report is two binary searches and a few additions.
+//
+// An entry is one amount of one kind (a refund is two: the refund and
+// what is kept), 17 bytes where a running total of six decimals an event
+// took hundreds.
 type Liability struct {
-	tz  *time.Location
-	at  []time.Time
-	cum []Movements // cum[i] = sum of movements 0..i
+	tz     *time.Location
+	at     []int64 // business time, unix nanoseconds
+	amt    []int64 // cents
+	kind   []uint8
+	blocks []sums // blocks[b] sums the entries before b*blockSize
+	total  sums
+	// odd holds movements whose amounts are not whole cents within int64:
+	// none that the domain writes, but history is history.
+	odd []oddMovement
+	// shared: a snapshot holds the slices, so entries must not change in
+	// place (appending is safe: a snapshot never reads past its length).
+	shared bool
+}
+
+type oddMovement struct {
+	at time.Time
+	mv Movements
 }
 
 // NewLiability returns an empty roll-forward with business days in tz.
@@ -88,32 +134,98 @@ func (l *Liability) Apply(env domain.Envelope, before domain.Package) {
 	if !ok {
 		return
 	}
-	t := env.BusinessTime
+	l.addMovements(env.BusinessTime, m)
+}
+
+// addMovements records every amount of m that is not zero.
+func (l *Liability) addMovements(t time.Time, m Movements) {
+	amounts := [mvKinds]domain.Money{m.Payments, m.Voids, m.Recognized, m.Reversals, m.Refunds, m.Breakage}
+	var cents [mvKinds]int64
+	for k, a := range amounts {
+		c, ok := centsOf(a)
+		if !ok {
+			l.odd = append(slices.Clip(l.odd), oddMovement{at: t, mv: m})
+			return
+		}
+		cents[k] = c
+	}
+	for k, c := range cents {
+		if c != 0 {
+			l.add(t, uint8(k), c)
+		}
+	}
+}
+
+// unixNanos is t in unix nanoseconds, clamped to the years 1678–2262 that
+// an int64 holds: entries beyond keep their place relative to every
+// instant within, if not among themselves.
+func unixNanos(t time.Time) int64 {
+	const lo, hi = -9223372036, 9223372035 // seconds whose nanoseconds fit
+	switch s := t.Unix(); {
+	case s < lo:
+		return math.MinInt64
+	case s > hi:
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// add records one amount of one kind at t.
+func (l *Liability) add(t time.Time, kind uint8, c int64) {
+	at := unixNanos(t)
+	n := len(l.at)
+	if n == 0 || l.at[n-1] <= at {
+		if n%blockSize == 0 {
+			l.blocks = append(l.blocks, l.total)
+		}
+		l.at, l.amt, l.kind = append(l.at, at), append(l.amt, c), append(l.kind, kind)
+		l.total[kind] = l.total[kind].addCents(c)
+		return
+	}
 	// Servers sharing a stream may disagree by a few milliseconds, so an
-	// event can arrive a little out of time order: insert in place.
-	i := sort.Search(len(l.at), func(i int) bool { return l.at[i].After(t) })
-	l.at = append(l.at, time.Time{})
-	copy(l.at[i+1:], l.at[i:])
-	l.at[i] = t
-	l.cum = append(l.cum, Movements{})
-	copy(l.cum[i+1:], l.cum[i:])
-	prev := Movements{}
-	if i > 0 {
-		prev = l.cum[i-1]
+	// event can arrive a little out of time order: insert in place, after
+	// any entry at the same instant, and redo the totals from its block.
+	if l.shared {
+		l.at, l.amt, l.kind, l.blocks = slices.Clone(l.at), slices.Clone(l.amt), slices.Clone(l.kind), slices.Clone(l.blocks)
+		l.shared = false
 	}
-	l.cum[i] = prev.add(m)
-	for k := i + 1; k < len(l.cum); k++ {
-		l.cum[k] = l.cum[k].add(m)
+	i := sort.Search(n, func(i int) bool { return l.at[i] > at })
+	l.at, l.amt, l.kind = slices.Insert(l.at, i, at), slices.Insert(l.amt, i, c), slices.Insert(l.kind, i, kind)
+	if (n+1)%blockSize == 1 {
+		l.blocks = append(l.blocks, sums{})
 	}
+	for b := i/blockSize + 1; b < len(l.blocks); b++ {
+		s := l.blocks[b-1]
+		for j := (b - 1) * blockSize; j < b*blockSize; j++ {
+			s[l.kind[j]] = s[l.kind[j]].addCents(l.amt[j])
+		}
+		l.blocks[b] = s
+	}
+	l.total[kind] = l.total[kind].addCents(c)
 }
 
 // upTo sums every movement strictly before t.
 func (l *Liability) upTo(t time.Time) Movements {
-	i := sort.Search(len(l.at), func(i int) bool { return !l.at[i].Before(t) })
-	if i == 0 {
-		return Movements{}
+	at := unixNanos(t)
+	i := sort.Search(len(l.at), func(i int) bool { return l.at[i] >= at })
+	var s sums
+	if i > 0 {
+		b := i / blockSize
+		if b == len(l.blocks) { // i is the end and a block's first entry
+			b--
+		}
+		s = l.blocks[b]
+		for j := b * blockSize; j < i; j++ {
+			s[l.kind[j]] = s[l.kind[j]].addCents(l.amt[j])
+		}
 	}
-	return l.cum[i-1]
+	m := s.movements()
+	for _, o := range l.odd {
+		if o.at.Before(t) {
+			m = m.add(o.mv)
+		}
+	}
+	return m
 }
 
 // Period is the roll-forward over [From, To).
