@@ -40,8 +40,14 @@ func centsOf(m domain.Money) (int64, bool) {
 	return c, true
 }
 
-// money is an amount of cents.
-func money(c int64) domain.Money { return domain.Cents(c) }
+// money is an amount of cents. Zero is the zero Money, as a column no
+// event has moved is in the domain's own fold, and costs no allocation.
+func money(c int64) domain.Money {
+	if c == 0 {
+		return domain.Money{}
+	}
+	return domain.Cents(c)
+}
 
 // addCents adds two amounts, and says whether the sum fits.
 func addCents(a, b int64) (int64, bool) {
