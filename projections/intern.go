@@ -64,7 +64,29 @@ func (l *locations) stamp(t time.Time) (ns int64, loc uint8, ok bool) {
 	return t.UnixNano(), loc, ok
 }
 
+// stampIn is stamp for a time that must be in zone loc.
+func (l *locations) stampIn(t time.Time, loc uint8) (int64, bool) {
+	ns, id, ok := l.stamp(t)
+	return ns, ok && id == loc
+}
+
 func (l *locations) time(ns int64, loc uint8) time.Time { return time.Unix(0, ns).In(l.locs[loc]) }
+
+// parties numbers the (dealer, store, model, advisor) of sales.
+type parties struct {
+	list []party
+	ids  map[party]uint32
+}
+
+func (m *Model) partyOf(p party) uint32 {
+	if i, ok := m.parties.ids[p]; ok {
+		return i
+	}
+	i := uint32(len(m.parties.list))
+	m.parties.list = append(m.parties.list, p)
+	m.parties.ids[p] = i
+	return i
+}
 
 // planCopy is a plan as sold, with the units of the sale: every package
 // of a plan carries the same copy, kept once.
@@ -73,6 +95,7 @@ type planCopy struct {
 	plan   domain.Plan
 	units  []domain.UnitSpec
 	values []int64 // the units' values, in cents
+	price  int64   // the sale's price, in cents
 }
 
 type planCopies struct {
@@ -82,15 +105,19 @@ type planCopies struct {
 
 func newPlanCopies() planCopies { return planCopies{byCode: map[string][]*planCopy{}} }
 
-// of returns the kept copy equal to plan and units, keeping them if there
-// is none; false if a unit's value is not whole cents.
-func (pc *planCopies) of(plan domain.Plan, units []domain.UnitSpec) (*planCopy, bool) {
+// of returns the kept copy equal to plan, units and price, keeping them
+// if there is none; false if an amount is not whole cents.
+func (pc *planCopies) of(plan domain.Plan, units []domain.UnitSpec, price domain.Money) (*planCopy, bool) {
+	cents, ok := centsOf(price)
+	if !ok {
+		return nil, false
+	}
 	for _, c := range pc.byCode[plan.Code] {
-		if samePlan(c.plan, plan) && sameUnits(c.units, units) {
+		if c.price == cents && samePlan(c.plan, plan) && sameUnits(c.units, units) {
 			return c, true
 		}
 	}
-	c := &planCopy{ord: len(pc.list), plan: plan, units: units, values: make([]int64, len(units))}
+	c := &planCopy{ord: len(pc.list), plan: plan, units: units, values: make([]int64, len(units)), price: cents}
 	if sameUnits(plan.Units, units) {
 		c.units = plan.Units // the sale's units are its plan's, as Decide makes them
 	}
@@ -171,28 +198,56 @@ func sameInterval(a, b *domain.ServiceInterval) bool {
 
 // postings is a look-up from a key (a VIN, a plate, a customer) to the
 // packages sold under it, in the order of their sales.
+//
+// A key is not kept: it is read back from the text of the first package
+// filed under it, which a sale never changes. own holds the few keys that
+// are not that package's own field: a plate that normalizing changed, a
+// package's second sale (which the domain's fold keeps, and files too).
 type postings struct {
-	idx   *cow.Index[string] // key → ordinal
-	keys  []string
-	first []int32
-	more  map[int32][]int32 // ordinal → the packages after the first
+	idx    *cow.Index[string] // key → ordinal
+	first  []int32
+	more   map[int32][]int32 // ordinal → the packages after the first
+	field  func(pos int32) string
+	own    map[int32]string
+	hasOwn []uint64 // bit per ordinal: the key is in own
 }
 
-func newPostings() *postings {
-	p := &postings{more: map[int32][]int32{}}
-	p.idx = cow.NewIndex(func(ord int32) string { return p.keys[ord] })
+func newPostings(field func(pos int32) string) *postings {
+	p := &postings{more: map[int32][]int32{}, field: field, own: map[int32]string{}}
+	p.idx = cow.NewIndex(p.key)
 	return p
 }
 
+func (p *postings) key(ord int32) string {
+	if p.hasOwn[ord>>6]&(1<<(ord&63)) != 0 {
+		return p.own[ord]
+	}
+	return p.field(p.first[ord])
+}
+
 func (p *postings) add(key string, pos int32) {
-	if ord, ok := p.idx.Get(key); ok {
-		p.more[ord] = append(p.more[ord], pos)
+	ord := int32(len(p.first))
+	p.first = append(p.first, pos)
+	if ord&63 == 0 {
+		p.hasOwn = append(p.hasOwn, 0)
+	}
+	own := key != p.field(pos)
+	if own {
+		p.own[ord] = strings.Clone(key)
+		p.hasOwn[ord>>6] |= 1 << (ord & 63)
+	}
+	at, found := p.idx.GetOrPut(key, ord)
+	if !found {
 		return
 	}
-	ord := int32(len(p.keys))
-	p.keys = append(p.keys, key)
-	p.first = append(p.first, pos)
-	p.idx.Put(key, ord)
+	p.first = p.first[:ord] // the key was filed already: undo
+	if ord&63 == 0 {
+		p.hasOwn = p.hasOwn[:len(p.hasOwn)-1]
+	} else {
+		p.hasOwn[ord>>6] &^= 1 << (ord & 63)
+	}
+	delete(p.own, ord)
+	p.more[at] = append(p.more[at], pos)
 }
 
 func (p *postings) get(key string) []int32 {
@@ -204,27 +259,45 @@ func (p *postings) get(key string) []int32 {
 }
 
 // saleKeys finds the package an actor sold with an idempotency key; a
-// later sale under the same key takes it over, as a map would.
+// later sale under the same key takes it over, as a map would. Keys are
+// read back from the packages, as postings' are.
 type saleKeys struct {
-	idx  *cow.Index[string]
-	keys []string
-	pos  []int32
+	idx   *cow.Index[string]
+	pos   []int32
+	field func(pos int32) string
+	own   map[int32]string
 }
 
-func newSaleKeys() *saleKeys {
-	s := &saleKeys{}
-	s.idx = cow.NewIndex(func(ord int32) string { return s.keys[ord] })
+func newSaleKeys(field func(pos int32) string) *saleKeys {
+	s := &saleKeys{field: field, own: map[int32]string{}}
+	s.idx = cow.NewIndex(s.key)
 	return s
 }
 
+func (s *saleKeys) key(ord int32) string {
+	if k, ok := s.own[ord]; ok {
+		return k
+	}
+	return s.field(s.pos[ord])
+}
+
 func (s *saleKeys) put(key string, pos int32) {
-	if ord, ok := s.idx.Get(key); ok {
-		s.pos[ord] = pos
+	ord := int32(len(s.pos))
+	s.pos = append(s.pos, pos)
+	own := key != s.field(pos)
+	if own {
+		s.own[ord] = strings.Clone(key)
+	}
+	at, found := s.idx.GetOrPut(key, ord)
+	if !found {
 		return
 	}
-	s.keys = append(s.keys, key)
-	s.pos = append(s.pos, pos)
-	s.idx.Put(key, int32(len(s.keys)-1))
+	s.pos = s.pos[:ord]
+	delete(s.own, ord)
+	s.pos[at] = pos
+	if own {
+		s.own[at] = strings.Clone(key)
+	}
 }
 
 func (s *saleKeys) get(key string) (int32, bool) {
@@ -254,8 +327,12 @@ func appendField(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// field returns field k of a package's text.
+// field returns field k of a package's text; a package that took an
+// event before its sale has none.
 func field(text string, k int) string {
+	if text == "" {
+		return ""
+	}
 	for i := 0; ; i++ {
 		n, w := uvarint(text)
 		text = text[w:]

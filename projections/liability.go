@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/internal/cow"
 )
 
 // Movements are the flows that change the prepaid liability (DESIGN.md §4):
@@ -104,20 +105,18 @@ const blockSize = 64
 //
 // An entry is one amount of one kind (a refund is two: the refund and
 // what is kept), 17 bytes where a running total of six decimals an event
-// took hundreds.
+// took hundreds. Entries are kept in chunked vectors: they grow without
+// copying and a snapshot of them costs nothing.
 type Liability struct {
 	tz     *time.Location
-	at     []int64 // business time, unix nanoseconds
-	amt    []int64 // cents
-	kind   []uint8
-	blocks []sums // blocks[b] sums the entries before b*blockSize
+	at     cow.Vec[int64] // business time, unix nanoseconds
+	amt    cow.Vec[int64] // cents
+	kind   cow.Vec[uint8]
+	blocks cow.Vec[sums] // blocks[b] sums the entries before b*blockSize
 	total  sums
 	// odd holds movements whose amounts are not whole cents within int64:
 	// none that the domain writes, but history is history.
 	odd []oddMovement
-	// shared: a snapshot holds the slices, so entries must not change in
-	// place (appending is safe: a snapshot never reads past its length).
-	shared bool
 }
 
 type oddMovement struct {
@@ -173,50 +172,52 @@ func unixNanos(t time.Time) int64 {
 // add records one amount of one kind at t.
 func (l *Liability) add(t time.Time, kind uint8, c int64) {
 	at := unixNanos(t)
-	n := len(l.at)
-	if n == 0 || l.at[n-1] <= at {
-		if n%blockSize == 0 {
-			l.blocks = append(l.blocks, l.total)
-		}
-		l.at, l.amt, l.kind = append(l.at, at), append(l.amt, c), append(l.kind, kind)
-		l.total[kind] = l.total[kind].addCents(c)
+	n := l.at.Len()
+	if n%blockSize == 0 {
+		l.blocks.Append(l.total)
+	}
+	l.total[kind] = l.total[kind].addCents(c)
+	if n == 0 || *l.at.At(n - 1) <= at {
+		l.at.Append(at)
+		l.amt.Append(c)
+		l.kind.Append(kind)
 		return
 	}
 	// Servers sharing a stream may disagree by a few milliseconds, so an
 	// event can arrive a little out of time order: insert in place, after
 	// any entry at the same instant, and redo the totals from its block.
-	if l.shared {
-		l.at, l.amt, l.kind, l.blocks = slices.Clone(l.at), slices.Clone(l.amt), slices.Clone(l.kind), slices.Clone(l.blocks)
-		l.shared = false
+	i := sort.Search(n, func(i int) bool { return *l.at.At(i) > at })
+	l.at.Append(0)
+	l.amt.Append(0)
+	l.kind.Append(0)
+	for j := n; j > i; j-- {
+		*l.at.Mut(j), *l.amt.Mut(j), *l.kind.Mut(j) = *l.at.At(j - 1), *l.amt.At(j - 1), *l.kind.At(j - 1)
 	}
-	i := sort.Search(n, func(i int) bool { return l.at[i] > at })
-	l.at, l.amt, l.kind = slices.Insert(l.at, i, at), slices.Insert(l.amt, i, c), slices.Insert(l.kind, i, kind)
-	if (n+1)%blockSize == 1 {
-		l.blocks = append(l.blocks, sums{})
-	}
-	for b := i/blockSize + 1; b < len(l.blocks); b++ {
-		s := l.blocks[b-1]
+	*l.at.Mut(i), *l.amt.Mut(i), *l.kind.Mut(i) = at, c, kind
+	for b := i/blockSize + 1; b < l.blocks.Len(); b++ {
+		s := *l.blocks.At(b - 1)
 		for j := (b - 1) * blockSize; j < b*blockSize; j++ {
-			s[l.kind[j]] = s[l.kind[j]].addCents(l.amt[j])
+			k := *l.kind.At(j)
+			s[k] = s[k].addCents(*l.amt.At(j))
 		}
-		l.blocks[b] = s
+		*l.blocks.Mut(b) = s
 	}
-	l.total[kind] = l.total[kind].addCents(c)
 }
 
 // upTo sums every movement strictly before t.
 func (l *Liability) upTo(t time.Time) Movements {
 	at := unixNanos(t)
-	i := sort.Search(len(l.at), func(i int) bool { return l.at[i] >= at })
+	i := sort.Search(l.at.Len(), func(i int) bool { return *l.at.At(i) >= at })
 	var s sums
 	if i > 0 {
 		b := i / blockSize
-		if b == len(l.blocks) { // i is the end and a block's first entry
+		if b == l.blocks.Len() { // i is the end and a block's first entry
 			b--
 		}
-		s = l.blocks[b]
+		s = *l.blocks.At(b)
 		for j := b * blockSize; j < i; j++ {
-			s[l.kind[j]] = s[l.kind[j]].addCents(l.amt[j])
+			k := *l.kind.At(j)
+			s[k] = s[k].addCents(*l.amt.At(j))
 		}
 	}
 	m := s.movements()

@@ -37,9 +37,11 @@ type Model struct {
 	// plansShared: a snapshot holds plans, so the next write copies it.
 	plansShared bool
 
-	strs   interner
-	locs   locations
-	copies planCopies
+	strs    interner
+	locs    locations
+	copies  planCopies
+	parties parties
+	methods []uint32 // interned name of each payment method, +1 (0: not yet)
 
 	liability *Liability
 	close     *DailyClose
@@ -53,18 +55,21 @@ type Model struct {
 func NewModel(tz *time.Location) *Model {
 	m := &Model{
 		tz:         tz,
-		byVIN:      newPostings(),
-		byPlate:    newPostings(),
-		byCustomer: newPostings(),
-		sales:      newSaleKeys(),
 		plans:      map[string]domain.PlanState{},
 		strs:       newInterner(),
 		locs:       newLocations(),
 		copies:     newPlanCopies(),
+		parties:    parties{ids: map[party]uint32{}},
+		methods:    make([]uint32, len(domain.PaymentMethods)),
 		liability:  NewLiability(tz),
-		close:      NewDailyClose(tz),
 	}
+	m.close = newDailyClose(tz, &m.strs)
 	m.byID = cow.NewIndex(func(pos int32) uuid.UUID { return m.packs.At(int(pos)).id })
+	fieldOf := func(k int) func(pos int32) string {
+		return func(pos int32) string { return field(m.packs.At(int(pos)).text, k) }
+	}
+	m.byVIN, m.byPlate, m.byCustomer = newPostings(fieldOf(fVIN)), newPostings(fieldOf(fPlate)), newPostings(fieldOf(fCustomerID))
+	m.sales = newSaleKeys(fieldOf(fSaleKey))
 	return m
 }
 
@@ -88,10 +93,9 @@ func (m *Model) Apply(env domain.Envelope) {
 		m.Reject(env.Seq, env.Subject, "package event on a subject that is not a package id")
 		return
 	}
-	pos, ok := m.byID.Get(id)
-	if !ok {
-		pos = int32(m.packs.Append(pack{id: id}))
-		m.byID.Put(id, pos)
+	pos, found := m.byID.GetOrPut(id, int32(m.packs.Len()))
+	if !found {
+		m.packs.Append(pack{id: id})
 	}
 	pk := m.packs.At(int(pos))
 	if pk.wide() == nil {
@@ -145,15 +149,23 @@ func (m *Model) moved(env domain.Envelope, after *pack, mv *move) {
 	}
 	switch e := env.Event.(type) {
 	case domain.PaymentRecorded:
-		m.close.payment(m.close.dayOf(env.BusinessTime), env.Store, env.Actor.ID, e.Method, e.Amount)
+		p := &after.payments[len(after.payments)-1]
+		m.close.payment(m.close.dayOf(env.BusinessTime), p.store, p.cashier, m.methodID(p.method), e.Amount)
 	case domain.PaymentVoided:
 		if p := mv.voided; p != nil {
-			m.close.void(m.close.dayOf(env.BusinessTime), m.strs.strs[p.store], m.strs.strs[p.cashier],
-				domain.PaymentMethod(m.strs.strs[p.method]), money(p.amount))
+			m.close.void(m.close.dayOf(env.BusinessTime), p.store, p.cashier, m.methodID(p.method), money(p.amount))
 		}
 	case domain.PackageRefunded:
-		m.close.refund(m.close.dayOf(env.BusinessTime), env.Store, e.Method, e.Amount)
+		m.close.refund(m.close.dayOf(env.BusinessTime), m.strs.id(env.Store), m.strs.id(string(e.Method)), e.Amount)
 	}
+}
+
+// methodID is the interned name of a payment method.
+func (m *Model) methodID(code uint8) uint32 {
+	if m.methods[code] == 0 {
+		m.methods[code] = m.strs.id(string(domain.PaymentMethods[code])) + 1
+	}
+	return m.methods[code] - 1
 }
 
 // Reject records an event that cannot be applied.
@@ -326,7 +338,7 @@ func (m *Model) ExpiryCandidates(now time.Time, after int) (expire, breakage []u
 		}
 		switch {
 		case pk.status == stActive && pk.flags&hasExpires != 0:
-			if !now.Before(m.locs.time(pk.expiresAt, pk.locs[locExpires])) {
+			if !now.Before(m.locs.time(pk.expiresAt, pk.evLoc)) {
 				expire = append(expire, pk.id)
 			}
 		case after > 0 && pk.status == stExpired && pk.flags&hasExpired != 0 && pk.liability() > 0:

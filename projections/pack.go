@@ -2,6 +2,7 @@ package projections
 
 import (
 	"math"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -24,37 +25,39 @@ import (
 // checkpoint stays as it was.
 type pack struct {
 	id   uuid.UUID
-	plan *planCopy
-	text string // see fCustomerID…fSaleKey
-	refs string // receipt numbers and repair orders, as the payments and redemptions point into it
+	plan *planCopy // with the sale's units and price
+	// text is the sale's strings (see fCustomerID…fSaleKey), then the
+	// receipt numbers and repair orders that payments and redemptions
+	// point into: one allocation for all of a package's text.
+	text string
 
-	dealer, store, model, advisor uint32 // interned
-
-	price, paid, voided, recognized, refunded, breakage int64 // cents
+	paid, voided, recognized, refunded, breakage int64 // cents
 
 	soldAt, activatedAt, expiresAt, expiredAt int64 // unix ns, valid as flags say
-	locs                                      [4]uint8
-	status                                    uint8
-	flags                                     uint8
 
 	payments    []payment
 	redemptions []redemption
 	rare        *rare
 	seq         uint64
+
+	party uint32 // interned dealer, store, vehicle model and advisor of the sale
+	// The zones of the times from the envelopes (the sale's, the
+	// payments', the redemptions') and of the times the events name
+	// (activation, expiry): one each, as the domain writes them.
+	envLoc, evLoc uint8
+	status        uint8
+	flags         uint8
 }
+
+// party is who and where a sale was: many sales share one.
+type party struct{ dealer, store, model, advisor uint32 }
 
 // Which of a pack's instants are set.
 const (
 	hasActivated = 1 << iota
 	hasExpires
 	hasExpired
-)
-
-const (
-	locSold = iota
-	locActivated
-	locExpires
-	locExpired
+	hasEvLoc // evLoc is set
 )
 
 // The statuses, in the order their codes have.
@@ -80,26 +83,34 @@ type rare struct {
 type payment struct {
 	id      uuid.UUID
 	amount  int64
-	at      int64
-	ref     uint32 // receipt: refs[ref : ref+refLen]
-	refLen  uint16
-	loc     uint8
-	voided  bool
+	at      int64  // in the pack's envLoc
+	ref     uint32 // receipt: text[ref : ref+refLen]
 	cashier uint32
 	store   uint32
-	method  uint32
+	method  uint8 // index in domain.PaymentMethods
+	refLen  uint8
+	voided  bool
 }
 
 type redemption struct {
 	id       uuid.UUID
-	at       int64
-	ro       uint32 // repair order: refs[ro : ro+roLen]
-	roLen    uint16
-	unit     uint16
+	at       int64  // in the pack's envLoc
+	ro       uint32 // repair order: text[ro : ro+roLen]
 	mileage  int32
 	advisor  uint32
-	loc      uint8
+	unit     uint16
+	roLen    uint8
 	reversed bool
+}
+
+// methodCode is the index of a payment method in domain.PaymentMethods.
+func methodCode(m domain.PaymentMethod) (uint8, bool) {
+	for i, x := range domain.PaymentMethods {
+		if x == m {
+			return uint8(i), true
+		}
+	}
+	return 0, false
 }
 
 func (pk *pack) wide() *domain.Package {
@@ -168,7 +179,11 @@ func (m *Model) compactApply(next *pack, env domain.Envelope, mv *move) bool {
 				return false // a void would void both
 			}
 		}
-		at, loc, ok := m.locs.stamp(env.BusinessTime)
+		at, ok := m.locs.stampIn(env.BusinessTime, next.envLoc)
+		if !ok {
+			return false
+		}
+		method, ok := methodCode(e.Method)
 		if !ok {
 			return false
 		}
@@ -176,8 +191,8 @@ func (m *Model) compactApply(next *pack, env domain.Envelope, mv *move) bool {
 		if !ok {
 			return false
 		}
-		p := payment{id: e.PaymentID, amount: c, at: at, ref: ref, refLen: n, loc: loc,
-			cashier: m.strs.id(env.Actor.ID), store: m.strs.id(env.Store), method: m.strs.id(string(e.Method))}
+		p := payment{id: e.PaymentID, amount: c, at: at, ref: ref, refLen: n,
+			cashier: m.strs.id(env.Actor.ID), store: m.strs.id(env.Store), method: method}
 		next.payments = appendExact(next.payments, p)
 		mv.add(mvPayments, c)
 	case domain.PaymentVoided:
@@ -202,14 +217,13 @@ func (m *Model) compactApply(next *pack, env domain.Envelope, mv *move) bool {
 			next.flags &^= hasActivated | hasExpires
 		}
 	case domain.PackageActivated:
-		a, al, ok1 := m.locs.stamp(e.ActivatedAt)
-		x, xl, ok2 := m.locs.stamp(e.ExpiresAt)
+		a, ok1 := m.eventStamp(next, e.ActivatedAt)
+		x, ok2 := m.eventStamp(next, e.ExpiresAt)
 		if !ok1 || !ok2 {
 			return false
 		}
 		next.status = stActive
 		next.activatedAt, next.expiresAt = a, x
-		next.locs[locActivated], next.locs[locExpires] = al, xl
 		next.flags |= hasActivated | hasExpires
 	case domain.VisitRedeemed:
 		u := e.Unit
@@ -230,7 +244,7 @@ func (m *Model) compactApply(next *pack, env domain.Envelope, mv *move) bool {
 		if next.recognized, ok = addCents(next.recognized, pc.values[u]); !ok {
 			return false
 		}
-		at, loc, ok := m.locs.stamp(env.BusinessTime)
+		at, ok := m.locs.stampIn(env.BusinessTime, next.envLoc)
 		if !ok {
 			return false
 		}
@@ -239,7 +253,7 @@ func (m *Model) compactApply(next *pack, env domain.Envelope, mv *move) bool {
 			return false
 		}
 		next.redemptions = appendExact(next.redemptions, redemption{id: e.RedemptionID, at: at, ro: ro, roLen: n,
-			unit: uint16(u), mileage: int32(e.Mileage), advisor: m.strs.id(env.Actor.ID), loc: loc})
+			unit: uint16(u), mileage: int32(e.Mileage), advisor: m.strs.id(env.Actor.ID)})
 		mv.add(mvRecognized, pc.values[u])
 		if next.status == stActive && next.redeemed() == len(pc.units) {
 			next.status = stUsedUp
@@ -278,12 +292,12 @@ func (m *Model) compactApply(next *pack, env domain.Envelope, mv *move) bool {
 		mv.add(mvRefunds, a)
 		mv.add(mvRecognized, r)
 	case domain.PackageExpired:
-		x, loc, ok := m.locs.stamp(e.ExpiredAt)
+		x, ok := m.eventStamp(next, e.ExpiredAt)
 		if !ok {
 			return false
 		}
 		next.status = stExpired
-		next.expiredAt, next.locs[locExpired] = x, loc
+		next.expiredAt = x
 		next.flags |= hasExpired
 	case domain.BreakageRecognized:
 		c, ok := centsOf(e.Amount)
@@ -318,12 +332,23 @@ func overflows(pk *pack) bool {
 	return !((l.hi == 0 && l.lo <= math.MaxInt64) || (l.hi == -1 && l.lo > math.MaxInt64))
 }
 
+// eventStamp is a time an event names, in the pack's evLoc, which the
+// first such time sets.
+func (m *Model) eventStamp(pk *pack, t time.Time) (int64, bool) {
+	if pk.flags&hasEvLoc == 0 {
+		ns, loc, ok := m.locs.stamp(t)
+		pk.evLoc = loc
+		pk.flags |= hasEvLoc
+		return ns, ok
+	}
+	return m.locs.stampIn(t, pk.evLoc)
+}
+
 func (m *Model) compactSale(next *pack, env domain.Envelope, e domain.PackageSold) bool {
-	pc, ok := m.copies.of(e.Plan, e.Units)
-	if !ok || len(e.Units) > math.MaxUint16 {
+	if len(e.Units) > math.MaxUint16 {
 		return false
 	}
-	price, ok := centsOf(e.Price)
+	pc, ok := m.copies.of(e.Plan, e.Units, e.Price)
 	if !ok {
 		return false
 	}
@@ -347,23 +372,21 @@ func (m *Model) compactSale(next *pack, env domain.Envelope, e domain.PackageSol
 	next.id = e.PackageID
 	next.plan = pc
 	next.text = string(text)
-	next.dealer, next.store = m.strs.id(env.Dealer), m.strs.id(env.Store)
-	next.model, next.advisor = m.strs.id(e.Vehicle.Model), m.strs.id(e.Advisor)
-	next.price = price
-	next.soldAt, next.locs[locSold] = at, loc
+	next.party = m.partyOf(party{dealer: m.strs.id(env.Dealer), store: m.strs.id(env.Store), model: m.strs.id(e.Vehicle.Model), advisor: m.strs.id(e.Advisor)})
+	next.soldAt, next.envLoc = at, loc
 	next.status = stAwaiting
 	next.seq = env.Seq
 	return true
 }
 
-// appendRef adds a receipt or repair-order number to the pack's refs.
-func appendRef(pk *pack, s string) (off uint32, n uint16, ok bool) {
-	if len(s) > math.MaxUint16 || len(pk.refs)+len(s) > math.MaxUint32 {
+// appendRef adds a receipt or repair-order number to the pack's text.
+func appendRef(pk *pack, s string) (off uint32, n uint8, ok bool) {
+	if len(s) > math.MaxUint8 || len(pk.text)+len(s) > math.MaxUint32 {
 		return 0, 0, false
 	}
-	off = uint32(len(pk.refs))
-	pk.refs += s
-	return off, uint16(len(s)), true
+	off = uint32(len(pk.text))
+	pk.text += s
+	return off, uint8(len(s)), true
 }
 
 // appendExact appends to a copy sized to fit: most packages have a
@@ -416,20 +439,21 @@ func (m *Model) expand(pk *pack) domain.Package {
 	}
 	pc := pk.plan
 	str := func(i uint32) string { return m.strs.strs[i] }
+	who := m.parties.list[pk.party]
 	p := domain.Package{
-		ID: pk.id, Dealer: str(pk.dealer), Store: str(pk.store), Status: statusNames[pk.status],
+		ID: pk.id, Dealer: str(who.dealer), Store: str(who.store), Status: statusNames[pk.status],
 		Plan: pc.plan,
 		Customer: domain.Customer{
 			ID: field(pk.text, fCustomerID), Name: field(pk.text, fCustomerName), Phone: field(pk.text, fPhone),
 		},
 		Vehicle: domain.Vehicle{
-			VIN: field(pk.text, fVIN), Plate: field(pk.text, fPlate), Model: str(pk.model), Registered: field(pk.text, fRegistered),
+			VIN: field(pk.text, fVIN), Plate: field(pk.text, fPlate), Model: str(who.model), Registered: field(pk.text, fRegistered),
 		},
-		Advisor: str(pk.advisor),
-		Price:   money(pk.price), Paid: money(pk.paid), Voided: money(pk.voided), Recognized: money(pk.recognized),
+		Advisor: str(who.advisor),
+		Price:   money(pc.price), Paid: money(pk.paid), Voided: money(pk.voided), Recognized: money(pk.recognized),
 		Refunded: money(pk.refunded), Breakage: money(pk.breakage), Liability: money(pk.liability()),
 		Units:  make([]domain.Unit, len(pc.units)),
-		SoldAt: m.locs.time(pk.soldAt, pk.locs[locSold]),
+		SoldAt: m.locs.time(pk.soldAt, pk.envLoc),
 		Seq:    pk.seq,
 	}
 	for i, u := range pc.units {
@@ -449,9 +473,9 @@ func (m *Model) expand(pk *pack) domain.Package {
 		for i := range pk.payments {
 			x := &pk.payments[i]
 			p.Payments[i] = domain.Payment{
-				ID: x.id, Amount: money(x.amount), Method: domain.PaymentMethod(str(x.method)),
-				Receipt: pk.refs[x.ref : x.ref+uint32(x.refLen)], Voided: x.voided, VoidReason: pk.rare.reason(x.id),
-				RecordedAt: m.locs.time(x.at, x.loc), Cashier: str(x.cashier), Store: str(x.store),
+				ID: x.id, Amount: money(x.amount), Method: domain.PaymentMethods[x.method],
+				Receipt: pk.text[x.ref : x.ref+uint32(x.refLen)], Voided: x.voided, VoidReason: pk.rare.reason(x.id),
+				RecordedAt: m.locs.time(x.at, pk.envLoc), Cashier: str(x.cashier), Store: str(x.store),
 			}
 		}
 	}
@@ -462,9 +486,9 @@ func (m *Model) expand(pk *pack) domain.Package {
 			u := pc.units[x.unit]
 			p.Redemptions[i] = domain.Redemption{
 				ID: x.id, Unit: int(x.unit), Service: u.Service, Value: u.Value,
-				RepairOrder: pk.refs[x.ro : x.ro+uint32(x.roLen)], Mileage: int(x.mileage),
+				RepairOrder: pk.text[x.ro : x.ro+uint32(x.roLen)], Mileage: int(x.mileage),
 				Reversed: x.reversed, ReverseReason: pk.rare.reason(x.id),
-				RedeemedAt: m.locs.time(x.at, x.loc), Advisor: str(x.advisor),
+				RedeemedAt: m.locs.time(x.at, pk.envLoc), Advisor: str(x.advisor),
 			}
 		}
 	}
@@ -473,15 +497,15 @@ func (m *Model) expand(pk *pack) domain.Package {
 		p.Refund = &r
 	}
 	if pk.flags&hasActivated != 0 {
-		t := m.locs.time(pk.activatedAt, pk.locs[locActivated])
+		t := m.locs.time(pk.activatedAt, pk.evLoc)
 		p.ActivatedAt = &t
 	}
 	if pk.flags&hasExpires != 0 {
-		t := m.locs.time(pk.expiresAt, pk.locs[locExpires])
+		t := m.locs.time(pk.expiresAt, pk.evLoc)
 		p.ExpiresAt = &t
 	}
 	if pk.flags&hasExpired != 0 {
-		t := m.locs.time(pk.expiredAt, pk.locs[locExpired])
+		t := m.locs.time(pk.expiredAt, pk.evLoc)
 		p.ExpiredAt = &t
 	}
 	return p

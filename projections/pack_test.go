@@ -210,7 +210,11 @@ func TestModel_CompactMatchesDomain_AnyHistory(t *testing.T) {
 				}
 				ev = domain.PaymentVoided{PaymentID: pid, Reason: "keyed wrong"}
 			case 4:
-				ev = domain.PackageActivated{ActivatedAt: at, ExpiresAt: at.AddDate(0, rng.IntN(3), 0)}
+				x := at.AddDate(0, rng.IntN(3), 0)
+				if rare(6) {
+					x = x.In(zones[rng.IntN(len(zones))])
+				}
+				ev = domain.PackageActivated{ActivatedAt: at, ExpiresAt: x}
 			case 5, 6, 7:
 				u := rng.IntN(len(plan.Units))
 				if rare(10) {

@@ -93,6 +93,16 @@ func TestIndex(t *testing.T) {
 	if pos, _ := x.Get("k17"); pos != int32(len(keys)-1) || x.Len() != 5000 {
 		t.Fatalf("after replacing k17: pos %d, len %d", pos, x.Len())
 	}
+	if pos, found := x.GetOrPut("k3", 99); !found || pos != 3 {
+		t.Fatalf("GetOrPut(k3) = %d, %v; want the position it has, 3", pos, found)
+	}
+	keys = append(keys, "new")
+	if pos, found := x.GetOrPut("new", int32(len(keys)-1)); found || pos != int32(len(keys)-1) {
+		t.Fatalf("GetOrPut(new) = %d, %v; want it put", pos, found)
+	}
+	if pos, ok := x.Get("new"); !ok || pos != int32(len(keys)-1) {
+		t.Fatalf("Get(new) after GetOrPut = %d, %v", pos, ok)
+	}
 	var empty Index[string]
 	if _, ok := empty.Get("x"); ok {
 		t.Fatal("the zero index found something")

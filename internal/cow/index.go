@@ -48,6 +48,21 @@ func (x *Index[K]) Put(k K, pos int32) {
 	x.slots[i] = pos + 1
 }
 
+// GetOrPut returns the position of k if it has one, and otherwise makes
+// it pos: one probe where Get then Put take two.
+func (x *Index[K]) GetOrPut(k K, pos int32) (int32, bool) {
+	if (x.n+1)*4 > len(x.slots)*3 {
+		x.grow()
+	}
+	i, found := x.find(k, maphash.Comparable(x.seed, k))
+	if found {
+		return x.slots[i] - 1, true
+	}
+	x.n++
+	x.slots[i] = pos + 1
+	return pos, false
+}
+
 // Reserve makes room for n positions in all, for an index rebuilt from a
 // checkpoint.
 func (x *Index[K]) Reserve(n int) {
@@ -89,3 +104,5 @@ func (x *Index[K]) grow() {
 		x.slots[i] = s
 	}
 }
+
+func (x *Index[K]) SlotsForTest() []int32 { return x.slots }
