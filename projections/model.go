@@ -54,14 +54,14 @@ type Model struct {
 // in tz.
 func NewModel(tz *time.Location) *Model {
 	m := &Model{
-		tz:         tz,
-		plans:      map[string]domain.PlanState{},
-		strs:       newInterner(),
-		locs:       newLocations(),
-		copies:     newPlanCopies(),
-		parties:    parties{ids: map[party]uint32{}},
-		methods:    make([]uint32, len(domain.PaymentMethods)),
-		liability:  NewLiability(tz),
+		tz:        tz,
+		plans:     map[string]domain.PlanState{},
+		strs:      newInterner(),
+		locs:      newLocations(),
+		copies:    newPlanCopies(),
+		parties:   parties{ids: map[party]uint32{}},
+		methods:   make([]uint32, len(domain.PaymentMethods)),
+		liability: NewLiability(tz),
 	}
 	m.close = newDailyClose(tz, &m.strs)
 	m.byID = cow.NewIndex(func(pos int32) uuid.UUID { return m.packs.At(int(pos)).id })

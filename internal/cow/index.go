@@ -104,5 +104,3 @@ func (x *Index[K]) grow() {
 		x.slots[i] = s
 	}
 }
-
-func (x *Index[K]) SlotsForTest() []int32 { return x.slots }
