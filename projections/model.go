@@ -48,6 +48,7 @@ type Model struct {
 	findings  []Finding
 	events    int
 	lastSeq   uint64
+	wide      int // packages kept in the domain's own form
 }
 
 // NewModel returns empty read models whose business days are calendar days
@@ -114,6 +115,9 @@ func (m *Model) Apply(env domain.Envelope) {
 	before := m.expand(pk)
 	after := domain.Apply(before, env)
 	mp := m.packs.Mut(int(pos))
+	if mp.wide() == nil {
+		m.wide++
+	}
 	r := mp.rare.copy()
 	r.wide = &after
 	mp.rare = r
