@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -563,6 +564,10 @@ func decodeModel(tz *time.Location, data []byte) (*Model, error) {
 	if err := m.readPacks(r, text); err != nil {
 		return nil, err
 	}
+	// The indexes are built while the rest is read.
+	dup := make(chan *uuid.UUID, 1)
+	go func() { dup <- m.rebuildIndexes() }()
+	defer func() { <-dup }() // on every return: nothing of m may be read by it then
 	m.readLiability(r)
 	m.readClose(r)
 	for range r.Count(4) {
@@ -572,6 +577,11 @@ func decodeModel(tz *time.Location, data []byte) (*Model, error) {
 	if err := r.End(); err != nil {
 		return nil, err
 	}
+	if id := <-dup; id != nil {
+		dup <- nil
+		return nil, r.Fail(fmt.Errorf("package %s twice", *id))
+	}
+	dup <- nil
 	return m, nil
 }
 
@@ -675,17 +685,49 @@ func (m *Model) readPacks(r *wire.Reader, text string) error {
 		if err := m.checkPack(&pk); err != nil {
 			return r.Fail(fmt.Errorf("package %s: %w", pk.id, err))
 		}
-		pos := int32(m.packs.Len())
-		if _, dup := m.byID.GetOrPut(pk.id, pos); dup {
-			return r.Fail(fmt.Errorf("package %s twice", pk.id))
-		}
 		m.packs.Append(pk)
-		m.index(pos, field(pk.text, fVIN), field(pk.text, fPlate), field(pk.text, fCustomerID), field(pk.text, fSaleKey))
 	}
 	if off != len(text) || len(pays) != 0 || len(reds) != 0 {
 		return r.Fail(errors.New("the packages do not use all the text, payments and redemptions there are"))
 	}
 	return nil
+}
+
+// rebuildIndexes files every package as its sale did, each index in a
+// goroutine of its own: they share nothing but the packages, which none
+// changes. It returns a package id met twice, if any.
+func (m *Model) rebuildIndexes() *uuid.UUID {
+	n := m.packs.Len()
+	for _, x := range []interface{ Reserve(int) }{m.byID, m.byVIN.idx, m.byPlate.idx, m.byCustomer.idx, m.sales.idx} {
+		x.Reserve(n)
+	}
+	var dup *uuid.UUID
+	build := []func(pos int32, pk *pack){
+		func(pos int32, pk *pack) {
+			if _, found := m.byID.GetOrPut(pk.id, pos); found && dup == nil {
+				id := pk.id
+				dup = &id
+			}
+		},
+		func(pos int32, pk *pack) { m.byVIN.add(field(pk.text, fVIN), pos) },
+		func(pos int32, pk *pack) { m.byPlate.add(normPlate(field(pk.text, fPlate)), pos) },
+		func(pos int32, pk *pack) {
+			m.byCustomer.add(field(pk.text, fCustomerID), pos)
+			if k := field(pk.text, fSaleKey); k != "" {
+				m.sales.put(k, pos)
+			}
+		},
+	}
+	var wg sync.WaitGroup
+	for _, f := range build {
+		wg.Go(func() {
+			for i := range n {
+				f(int32(i), m.packs.At(i))
+			}
+		})
+	}
+	wg.Wait()
+	return dup
 }
 
 func (m *Model) copyAt(r *wire.Reader) *planCopy {
@@ -733,6 +775,41 @@ func (m *Model) checkPack(pk *pack) error {
 	case overflows(pk):
 		return errors.New("its liability does not fit")
 	}
+	if len(pk.payments) > 32 || len(pk.redemptions) > 32 {
+		return checkMany(pk)
+	}
+	for i, p := range pk.payments {
+		if uint64(p.ref)+uint64(p.refLen) > uint64(len(pk.text)) {
+			return errors.New("a receipt beyond its text")
+		}
+		for _, q := range pk.payments[:i] {
+			if q.id == p.id {
+				return fmt.Errorf("payment %s twice", p.id)
+			}
+		}
+	}
+	for i, x := range pk.redemptions {
+		switch {
+		case uint64(x.ro)+uint64(x.roLen) > uint64(len(pk.text)):
+			return errors.New("a repair order beyond its text")
+		case int(x.unit) >= len(pk.plan.units):
+			return fmt.Errorf("unit %d of %d", x.unit, len(pk.plan.units))
+		}
+		for _, y := range pk.redemptions[:i] {
+			switch {
+			case y.id == x.id:
+				return fmt.Errorf("redemption %s twice", x.id)
+			case !x.reversed && !y.reversed && x.unit == y.unit:
+				return fmt.Errorf("unit %d redeemed twice", x.unit)
+			}
+		}
+	}
+	return nil
+}
+
+// checkMany is checkPack's loops for a package of many payments or
+// redemptions, with maps where the loops would take quadratic time.
+func checkMany(pk *pack) error {
 	seen := map[uuid.UUID]bool{}
 	for _, p := range pk.payments {
 		if uint64(p.ref)+uint64(p.refLen) > uint64(len(pk.text)) {
@@ -743,6 +820,7 @@ func (m *Model) checkPack(pk *pack) error {
 		}
 		seen[p.id] = true
 	}
+	clear(seen)
 	used := map[uint16]bool{}
 	for _, x := range pk.redemptions {
 		switch {

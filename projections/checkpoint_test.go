@@ -26,8 +26,10 @@ func TestModelCheckpoint_Resume(t *testing.T) {
 	// A few events the feed could not apply, as findings.
 	bad := map[int]bool{}
 	for len(bad) < 5 {
-		// Not a sale: what followed it would be an event before a sale.
-		if i := rng.IntN(len(envs)); envs[i].Type != "PackageSold" && envs[i].Type != "PlanDefined" {
+		// Not a sale (what followed would be events before a sale) nor a
+		// reversal (the unit would be redeemed twice): histories the
+		// compact form passes to the domain's, which are not checkpointed.
+		if i := rng.IntN(len(envs)); envs[i].Type != "PackageSold" && envs[i].Type != "PlanDefined" && envs[i].Type != "RedemptionReversed" {
 			bad[i] = true
 		}
 	}

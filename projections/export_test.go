@@ -18,3 +18,5 @@ func (c Checkpoint) Encode() ([]byte, error) {
 }
 
 func DecodeModel(tz *time.Location, b []byte) (*Model, error) { return decodeModel(tz, b) }
+
+func WideCount(m *Model) int { return m.wide }

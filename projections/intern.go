@@ -312,13 +312,13 @@ func (s *saleKeys) get(key string) (int32, bool) {
 // length, then its bytes): one allocation where seven strings took seven
 // headers and seven allocations.
 const (
-	fCustomerID = iota
+	fVIN = iota // the looked-up ones first: an index reads its keys back
+	fCustomerID
+	fPlate
+	fSaleKey
 	fCustomerName
 	fPhone
-	fVIN
-	fPlate
 	fRegistered
-	fSaleKey
 	textFields
 )
 

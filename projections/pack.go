@@ -26,7 +26,7 @@ import (
 type pack struct {
 	id   uuid.UUID
 	plan *planCopy // with the sale's units and price
-	// text is the sale's strings (see fCustomerID…fSaleKey), then the
+	// text is the sale's strings (see fVIN…fRegistered), then the
 	// receipt numbers and repair orders that payments and redemptions
 	// point into: one allocation for all of a package's text.
 	text string
@@ -360,7 +360,9 @@ func (m *Model) compactSale(next *pack, env domain.Envelope, e domain.PackageSol
 	if env.Key != "" {
 		key = saleKey(env.Actor.ID, env.Key)
 	}
-	fields := [textFields]string{e.Customer.ID, e.Customer.Name, e.Customer.Phone, e.Vehicle.VIN, e.Vehicle.Plate, e.Vehicle.Registered, key}
+	var fields [textFields]string
+	fields[fVIN], fields[fCustomerID], fields[fPlate], fields[fSaleKey] = e.Vehicle.VIN, e.Customer.ID, e.Vehicle.Plate, key
+	fields[fCustomerName], fields[fPhone], fields[fRegistered] = e.Customer.Name, e.Customer.Phone, e.Vehicle.Registered
 	size := 0
 	for _, f := range fields {
 		size += len(f) + 2

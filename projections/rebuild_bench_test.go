@@ -1,9 +1,12 @@
 package projections_test
 
 import (
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/packledger/packledger/domain"
 	"github.com/packledger/packledger/eventstore/eventstoretest"
@@ -82,4 +85,57 @@ func liveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// BenchmarkModel_Checkpoint is writing a checkpoint of a rebuilt model,
+// and reading it back as a start does (with nothing else on the heap),
+// per package; and its size. PACKLEDGER_BENCH_PACKAGES sets how many
+// packages (default 50,000).
+func BenchmarkModel_Checkpoint(b *testing.B) {
+	packages := 50000
+	if s := os.Getenv("PACKLEDGER_BENCH_PACKAGES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		packages = n
+	}
+	data, enc := checkpointOf(b, packages)
+	runtime.GC()
+	var dec time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		m, err := projections.DecodeModel(shanghai, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec += time.Since(t0)
+		runtime.KeepAlive(m)
+		m = nil
+		runtime.GC()
+	}
+	b.ReportMetric(float64(enc.Nanoseconds())/float64(packages), "encode-ns/pkg")
+	b.ReportMetric(float64(dec.Nanoseconds())/float64(b.N*packages), "decode-ns/pkg")
+	b.ReportMetric(float64(len(data))/float64(packages), "bytes/pkg")
+}
+
+// checkpointOf rebuilds a model of a corpus and encodes it, dropping all
+// but the encoding.
+func checkpointOf(b *testing.B, packages int) ([]byte, time.Duration) {
+	b.Helper()
+	c := eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: packages, Seed: 2})
+	m := projections.NewModel(shanghai)
+	for i, r := range c.Records {
+		env, err := r.Decode(uint64(i + 1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Apply(env)
+	}
+	t0 := time.Now()
+	data, err := projections.SnapshotModel(m).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data, time.Since(t0)
 }

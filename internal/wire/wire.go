@@ -92,6 +92,11 @@ func (r *Reader) Bool() bool {
 
 // Uvarint reads an unsigned varint.
 func (r *Reader) Uvarint() uint64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 && r.err == nil { // one byte: most are
+		v := r.b[0]
+		r.b = r.b[1:]
+		return uint64(v)
+	}
 	if r.err != nil {
 		return 0
 	}
@@ -106,6 +111,11 @@ func (r *Reader) Uvarint() uint64 {
 
 // Varint reads a signed varint.
 func (r *Reader) Varint() int64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 && r.err == nil {
+		v := int64(r.b[0])
+		r.b = r.b[1:]
+		return v>>1 ^ -(v & 1)
+	}
 	if r.err != nil {
 		return 0
 	}
