@@ -18,12 +18,12 @@ import (
 // write chains from its last valid event.
 type Chains struct {
 	ring    *Keyring
-	last    map[string]string // subject → hash of its last valid event
+	last    *links // subject → hash of its last valid event
 	anchors bool
 	// claimed holds the payments whose receipt claim is valid, as met in
 	// stream order; lookup answers for claims not met (a single subject
 	// read on its own).
-	claimed map[uuid.UUID]bool
+	claimed *claims
 	lookup  func(receipt string, payment uuid.UUID, seq uint64) (bool, error)
 }
 
@@ -54,7 +54,7 @@ func (c *Chains) TrustAnchors() { c.anchors = true }
 
 // NewChains checks chains against the trusted keys of ring.
 func NewChains(ring *Keyring) *Chains {
-	return &Chains{ring: ring, last: map[string]string{}, claimed: map[uuid.UUID]bool{}}
+	return &Chains{ring: ring, last: newLinks(), claimed: newClaims()}
 }
 
 // Check decides whether env, the next event read on its subject in stream
@@ -64,11 +64,12 @@ func (c *Chains) Check(env domain.Envelope) error {
 	if err := c.ring.Authentic(env); err != nil {
 		return fmt.Errorf("foreign event: %w", err)
 	}
-	want, seen := c.last[env.Subject]
+	seen, same := c.last.follows(env.Subject, env.Prev)
 	if c.anchors && !seen {
-		want = env.Prev
+		same = true
 	}
-	if env.Prev != want {
+	if !same {
+		want, _ := c.last.get(env.Subject)
 		return fmt.Errorf("foreign event: its previous hash %s is not the subject's last valid event %s",
 			short(env.Prev), short(want))
 	}
@@ -77,13 +78,13 @@ func (c *Chains) Check(env domain.Envelope) error {
 	}
 	switch e := env.Event.(type) {
 	case domain.ReceiptClaimed:
-		c.claimed[e.PaymentID] = true
+		c.claimed.add(e.PaymentID)
 	case domain.PaymentRecorded:
 		// A payment is the ledger's only with its receipt's claim, written
 		// in the same atomic batch. A batch JetStream refused (the receipt
 		// was taken) could otherwise be captured in flight and its payment
 		// republished alone.
-		ok := c.claimed[e.PaymentID]
+		ok := c.claimed.has(e.PaymentID)
 		if !ok && c.lookup != nil {
 			var err error
 			if ok, err = c.lookup(e.Receipt, e.PaymentID, env.Seq); err != nil {
@@ -94,7 +95,7 @@ func (c *Chains) Check(env domain.Envelope) error {
 			return fmt.Errorf("foreign event: payment %s has no valid claim of receipt %s", e.PaymentID, e.Receipt)
 		}
 	}
-	c.last[env.Subject] = env.Hash
+	c.last.set(env.Subject, env.Hash)
 	return nil
 }
 
@@ -103,6 +104,9 @@ func (c *Chains) Check(env domain.Envelope) error {
 // events by their aggregate: a signed event copied onto any other subject
 // would start a fresh, valid-looking chain there and be counted twice.
 func CanonicalSubject(env domain.Envelope) (string, error) {
+	if s, ok := canonicalFast(env); ok {
+		return s, nil
+	}
 	if err := CheckDealer(env.Dealer); err != nil {
 		return "", err
 	}

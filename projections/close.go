@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"maps"
+	"math"
 	"sort"
 	"time"
 
@@ -44,15 +46,32 @@ type CloseReport struct {
 	Totals  CloseTotals  `json:"totals"`
 }
 
-type closeKey struct {
-	day, store, cashier string
-	method              domain.PaymentMethod
+// A line is keyed by business day (days since 1970-01-01) and the
+// interned store, cashier and method: 16 bytes where four strings took 64.
+type lineKey struct {
+	day                    int32
+	store, cashier, method uint32
 }
 
 type refundKey struct {
-	day, store string
-	method     domain.PaymentMethod
+	day           int32
+	store, method uint32
 }
+
+// lineSums are a line's sums in cents.
+type lineSums struct {
+	payments, voids     int64
+	payCount, voidCount int32
+}
+
+type refundSums struct {
+	amount int64
+	count  int32
+}
+
+// oddSums hold what does not add up in int64 cents (no amount the domain
+// writes, and no day's takings a dealer has).
+type oddSums struct{ pay, void domain.Money }
 
 // DailyClose accumulates payments, voids and refunds per business day,
 // store, cashier and method.
@@ -61,77 +80,154 @@ type refundKey struct {
 // took the payment (its store, cashier and method), because that is whose
 // count it corrects; a refund against the store that paid it out.
 type DailyClose struct {
-	tz      *time.Location
-	lines   map[closeKey]*CloseLine
-	refunds map[refundKey]*RefundLine
+	tz         *time.Location
+	names      *interner // the Model's, when part of one
+	lines      map[lineKey]lineSums
+	refunds    map[refundKey]refundSums
+	odd        map[lineKey]oddSums
+	oddRefunds map[refundKey]domain.Money
+	// The business day of the last event, and the instants it spans:
+	// events come in time order, and a day's number is costly to work out.
+	day            int32
+	dayFrom, dayTo int64
+	// shared: a snapshot holds the maps, so the next write copies them.
+	shared bool
 }
 
 // NewDailyClose returns an empty daily close with business days in tz.
 func NewDailyClose(tz *time.Location) *DailyClose {
-	return &DailyClose{tz: tz, lines: map[closeKey]*CloseLine{}, refunds: map[refundKey]*RefundLine{}}
+	in := newInterner()
+	return newDailyClose(tz, &in)
+}
+
+func newDailyClose(tz *time.Location, names *interner) *DailyClose {
+	return &DailyClose{tz: tz, names: names, lines: map[lineKey]lineSums{}, refunds: map[refundKey]refundSums{},
+		odd: map[lineKey]oddSums{}, oddRefunds: map[refundKey]domain.Money{}, dayTo: math.MinInt64}
 }
 
 // Day is the business day of an instant.
 func (d *DailyClose) Day(t time.Time) string { return t.In(d.tz).Format("2006-01-02") }
 
-func (d *DailyClose) line(k closeKey) *CloseLine {
-	l := d.lines[k]
-	if l == nil {
-		l = &CloseLine{Cashier: k.cashier, Method: k.method}
-		d.lines[k] = l
+// dayOf is the number of the business day of t.
+func (d *DailyClose) dayOf(t time.Time) int32 {
+	if ns := unixNanos(t); ns >= d.dayFrom && ns < d.dayTo {
+		return d.day
 	}
-	return l
+	y, m, dd := t.In(d.tz).Date()
+	d.day = dayNumber(y, m, dd)
+	d.dayFrom = unixNanos(time.Date(y, m, dd, 0, 0, 0, 0, d.tz))
+	d.dayTo = unixNanos(time.Date(y, m, dd+1, 0, 0, 0, 0, d.tz))
+	return d.day
+}
+
+func dayNumber(y int, m time.Month, d int) int32 {
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400) // a midnight: exact
+}
+
+func (d *DailyClose) write() {
+	if d.shared {
+		d.lines, d.refunds, d.shared = maps.Clone(d.lines), maps.Clone(d.refunds), false
+		d.odd, d.oddRefunds = maps.Clone(d.odd), maps.Clone(d.oddRefunds)
+	}
 }
 
 // Apply records one event, given the package before it.
 func (d *DailyClose) Apply(env domain.Envelope, before domain.Package) {
-	day := d.Day(env.BusinessTime)
 	switch e := env.Event.(type) {
 	case domain.PaymentRecorded:
-		l := d.line(closeKey{day, env.Store, env.Actor.ID, e.Method})
-		l.Payments = l.Payments.Add(e.Amount)
-		l.PaymentCount++
-		l.Net = l.Payments.Sub(l.Voids)
+		d.payment(d.dayOf(env.BusinessTime), d.names.id(env.Store), d.names.id(env.Actor.ID), d.names.id(string(e.Method)), e.Amount)
 	case domain.PaymentVoided:
 		p, ok := before.PaymentByID(e.PaymentID)
 		if !ok || p.Voided {
 			return
 		}
-		l := d.line(closeKey{day, p.Store, p.Cashier, p.Method})
-		l.Voids = l.Voids.Add(p.Amount)
-		l.VoidCount++
-		l.Net = l.Payments.Sub(l.Voids)
+		d.void(d.dayOf(env.BusinessTime), d.names.id(p.Store), d.names.id(p.Cashier), d.names.id(string(p.Method)), p.Amount)
 	case domain.PackageRefunded:
-		k := refundKey{day, env.Store, e.Method}
-		r := d.refunds[k]
-		if r == nil {
-			r = &RefundLine{Method: e.Method}
-			d.refunds[k] = r
-		}
-		r.Amount = r.Amount.Add(e.Amount)
-		r.Count++
+		d.refund(d.dayOf(env.BusinessTime), d.names.id(env.Store), d.names.id(string(e.Method)), e.Amount)
 	}
+}
+
+// addTo adds an amount to a sum in cents, if it is whole cents and the
+// sum fits.
+func addTo(sum *int64, amount domain.Money) bool {
+	c, ok := centsOf(amount)
+	if !ok {
+		return false
+	}
+	s, ok := addCents(*sum, c)
+	if ok {
+		*sum = s
+	}
+	return ok
+}
+
+func (d *DailyClose) payment(day int32, store, cashier, method uint32, amount domain.Money) {
+	d.write()
+	k := lineKey{day, store, cashier, method}
+	l := d.lines[k]
+	l.payCount++
+	if !addTo(&l.payments, amount) {
+		o := d.odd[k]
+		o.pay = o.pay.Add(amount)
+		d.odd[k] = o
+	}
+	d.lines[k] = l
+}
+
+func (d *DailyClose) void(day int32, store, cashier, method uint32, amount domain.Money) {
+	d.write()
+	k := lineKey{day, store, cashier, method}
+	l := d.lines[k]
+	l.voidCount++
+	if !addTo(&l.voids, amount) {
+		o := d.odd[k]
+		o.void = o.void.Add(amount)
+		d.odd[k] = o
+	}
+	d.lines[k] = l
+}
+
+func (d *DailyClose) refund(day int32, store, method uint32, amount domain.Money) {
+	d.write()
+	k := refundKey{day, store, method}
+	r := d.refunds[k]
+	r.count++
+	if !addTo(&r.amount, amount) {
+		d.oddRefunds[k] = d.oddRefunds[k].Add(amount)
+	}
+	d.refunds[k] = r
 }
 
 // Report returns the close of a business day (YYYY-MM-DD) for a store, or
 // for every store when store is empty.
 func (d *DailyClose) Report(day, store string) CloseReport {
 	r := CloseReport{Date: day, Store: store, Lines: []CloseLine{}, Refunds: []RefundLine{}}
-	lines := map[closeKey]*CloseLine{}
+	t, err := time.Parse("2006-01-02", day)
+	if err != nil {
+		return r
+	}
+	num := dayNumber(t.Date())
+	storeID, known := d.names.ids[store]
+	if store != "" && !known {
+		return r
+	}
+	match := func(kday int32, kstore uint32) bool { return kday == num && (store == "" || kstore == storeID) }
+	type cm struct{ cashier, method uint32 }
+	lines := map[cm]*CloseLine{}
 	for k, l := range d.lines {
-		if k.day != day || (store != "" && k.store != store) {
+		if !match(k.day, k.store) {
 			continue
 		}
-		k.day, k.store = "", ""
-		agg := lines[k]
+		agg := lines[cm{k.cashier, k.method}]
 		if agg == nil {
-			agg = &CloseLine{Cashier: l.Cashier, Method: l.Method}
-			lines[k] = agg
+			agg = &CloseLine{Cashier: d.names.strs[k.cashier], Method: domain.PaymentMethod(d.names.strs[k.method])}
+			lines[cm{k.cashier, k.method}] = agg
 		}
-		agg.Payments = agg.Payments.Add(l.Payments)
-		agg.PaymentCount += l.PaymentCount
-		agg.Voids = agg.Voids.Add(l.Voids)
-		agg.VoidCount += l.VoidCount
+		o := d.odd[k]
+		agg.Payments = agg.Payments.Add(money(l.payments)).Add(o.pay)
+		agg.PaymentCount += int(l.payCount)
+		agg.Voids = agg.Voids.Add(money(l.voids)).Add(o.void)
+		agg.VoidCount += int(l.voidCount)
 		agg.Net = agg.Payments.Sub(agg.Voids)
 	}
 	for _, l := range lines {
@@ -139,18 +235,18 @@ func (d *DailyClose) Report(day, store string) CloseReport {
 		r.Totals.Payments = r.Totals.Payments.Add(l.Payments)
 		r.Totals.Voids = r.Totals.Voids.Add(l.Voids)
 	}
-	refunds := map[domain.PaymentMethod]*RefundLine{}
+	refunds := map[uint32]*RefundLine{}
 	for k, x := range d.refunds {
-		if k.day != day || (store != "" && k.store != store) {
+		if !match(k.day, k.store) {
 			continue
 		}
 		agg := refunds[k.method]
 		if agg == nil {
-			agg = &RefundLine{Method: k.method}
+			agg = &RefundLine{Method: domain.PaymentMethod(d.names.strs[k.method])}
 			refunds[k.method] = agg
 		}
-		agg.Amount = agg.Amount.Add(x.Amount)
-		agg.Count += x.Count
+		agg.Amount = agg.Amount.Add(money(x.amount)).Add(d.oddRefunds[k])
+		agg.Count += int(x.count)
 	}
 	for _, x := range refunds {
 		r.Refunds = append(r.Refunds, *x)

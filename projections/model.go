@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/internal/cow"
 )
 
 // Finding is an event that could not be applied: kept, counted and shown
@@ -25,34 +27,51 @@ type Finding struct {
 type Model struct {
 	tz *time.Location
 
-	packages   map[uuid.UUID]domain.Package
-	byVIN      map[string][]uuid.UUID
-	byPlate    map[string][]uuid.UUID
-	byCustomer map[string][]uuid.UUID
-	sales      map[string]uuid.UUID // actor id + idempotency key → package sold
+	packs      cow.Vec[pack]
+	byID       *cow.Index[uuid.UUID]
+	byVIN      *postings
+	byPlate    *postings
+	byCustomer *postings
+	sales      *saleKeys // actor id + idempotency key → package sold
 	plans      map[string]domain.PlanState
+	// plansShared: a snapshot holds plans, so the next write copies it.
+	plansShared bool
+
+	strs    interner
+	locs    locations
+	copies  planCopies
+	parties parties
+	methods []uint32 // interned name of each payment method, +1 (0: not yet)
 
 	liability *Liability
 	close     *DailyClose
 	findings  []Finding
 	events    int
 	lastSeq   uint64
+	wide      int // packages kept in the domain's own form
 }
 
 // NewModel returns empty read models whose business days are calendar days
 // in tz.
 func NewModel(tz *time.Location) *Model {
-	return &Model{
-		tz:         tz,
-		packages:   map[uuid.UUID]domain.Package{},
-		byVIN:      map[string][]uuid.UUID{},
-		byPlate:    map[string][]uuid.UUID{},
-		byCustomer: map[string][]uuid.UUID{},
-		sales:      map[string]uuid.UUID{},
-		plans:      map[string]domain.PlanState{},
-		liability:  NewLiability(tz),
-		close:      NewDailyClose(tz),
+	m := &Model{
+		tz:        tz,
+		plans:     map[string]domain.PlanState{},
+		strs:      newInterner(),
+		locs:      newLocations(),
+		copies:    newPlanCopies(),
+		parties:   parties{ids: map[party]uint32{}},
+		methods:   make([]uint32, len(domain.PaymentMethods)),
+		liability: NewLiability(tz),
 	}
+	m.close = newDailyClose(tz, &m.strs)
+	m.byID = cow.NewIndex(func(pos int32) uuid.UUID { return m.packs.At(int(pos)).id })
+	fieldOf := func(k int) func(pos int32) string {
+		return func(pos int32) string { return field(m.packs.At(int(pos)).text, k) }
+	}
+	m.byVIN, m.byPlate, m.byCustomer = newPostings(fieldOf(fVIN)), newPostings(fieldOf(fPlate)), newPostings(fieldOf(fCustomerID))
+	m.sales = newSaleKeys(fieldOf(fSaleKey))
+	return m
 }
 
 // Apply folds one decoded event into every model.
@@ -62,6 +81,9 @@ func (m *Model) Apply(env domain.Envelope) {
 	switch e := env.Event.(type) {
 	case domain.PlanDefined, domain.PlanRetired:
 		code := planCode(e)
+		if m.plansShared {
+			m.plans, m.plansShared = maps.Clone(m.plans), false
+		}
 		m.plans[code] = domain.ApplyPlan(m.plans[code], env)
 		return
 	case domain.ReceiptClaimed:
@@ -72,20 +94,82 @@ func (m *Model) Apply(env domain.Envelope) {
 		m.Reject(env.Seq, env.Subject, "package event on a subject that is not a package id")
 		return
 	}
-	before := m.packages[id]
-	after := domain.Apply(before, env)
-	m.packages[id] = after
-	if sold, ok := env.Event.(domain.PackageSold); ok {
-		m.byVIN[sold.Vehicle.VIN] = append(m.byVIN[sold.Vehicle.VIN], id)
-		plate := normPlate(sold.Vehicle.Plate)
-		m.byPlate[plate] = append(m.byPlate[plate], id)
-		m.byCustomer[sold.Customer.ID] = append(m.byCustomer[sold.Customer.ID], id)
-		if env.Key != "" {
-			m.sales[saleKey(env.Actor.ID, env.Key)] = id
+	pos, found := m.byID.GetOrPut(id, int32(m.packs.Len()))
+	if !found {
+		m.packs.Append(pack{id: id})
+	}
+	pk := m.packs.At(int(pos))
+	if pk.wide() == nil {
+		next, mv := *pk, move{}
+		if m.compactApply(&next, env, &mv) {
+			*m.packs.Mut(int(pos)) = next
+			m.moved(env, &next, &mv)
+			if _, ok := env.Event.(domain.PackageSold); ok {
+				m.index(pos, field(next.text, fVIN), field(next.text, fPlate), field(next.text, fCustomerID), field(next.text, fSaleKey))
+			}
+			return
 		}
+	}
+	// The domain's own form: for a package already wide, or one whose
+	// history this event takes beyond what the compact form holds.
+	before := m.expand(pk)
+	after := domain.Apply(before, env)
+	mp := m.packs.Mut(int(pos))
+	if mp.wide() == nil {
+		m.wide++
+	}
+	r := mp.rare.copy()
+	r.wide = &after
+	mp.rare = r
+	mp.seq = env.Seq
+	if sold, ok := env.Event.(domain.PackageSold); ok {
+		key := ""
+		if env.Key != "" {
+			key = saleKey(env.Actor.ID, env.Key)
+		}
+		m.index(pos, sold.Vehicle.VIN, sold.Vehicle.Plate, sold.Customer.ID, key)
 	}
 	m.liability.Apply(env, before)
 	m.close.Apply(env, before)
+}
+
+// index files a sale under its VIN, plate, customer and idempotency key.
+func (m *Model) index(pos int32, vin, plate, customer, key string) {
+	m.byVIN.add(vin, pos)
+	m.byPlate.add(normPlate(plate), pos)
+	m.byCustomer.add(customer, pos)
+	if key != "" {
+		m.sales.put(key, pos)
+	}
+}
+
+// moved records what a compact apply did to the roll-forward and the
+// daily close.
+func (m *Model) moved(env domain.Envelope, after *pack, mv *move) {
+	for i := 0; i < mv.n; i++ {
+		if mv.amounts[i] != 0 {
+			m.liability.add(env.BusinessTime, mv.kinds[i], mv.amounts[i])
+		}
+	}
+	switch e := env.Event.(type) {
+	case domain.PaymentRecorded:
+		p := &after.payments[len(after.payments)-1]
+		m.close.payment(m.close.dayOf(env.BusinessTime), p.store, p.cashier, m.methodID(p.method), e.Amount)
+	case domain.PaymentVoided:
+		if p := mv.voided; p != nil {
+			m.close.void(m.close.dayOf(env.BusinessTime), p.store, p.cashier, m.methodID(p.method), money(p.amount))
+		}
+	case domain.PackageRefunded:
+		m.close.refund(m.close.dayOf(env.BusinessTime), m.strs.id(env.Store), m.strs.id(string(e.Method)), e.Amount)
+	}
+}
+
+// methodID is the interned name of a payment method.
+func (m *Model) methodID(code uint8) uint32 {
+	if m.methods[code] == 0 {
+		m.methods[code] = m.strs.id(string(domain.PaymentMethods[code])) + 1
+	}
+	return m.methods[code] - 1
 }
 
 // Reject records an event that cannot be applied.
@@ -108,24 +192,22 @@ func planCode(e domain.Event) string {
 	return ""
 }
 
-func saleKey(actor, key string) string { return actor + "\x00" + key }
-
-// normPlate makes plate look-ups forgiving of case and spaces, as people
-// type them at reception.
-func normPlate(p string) string {
-	return strings.ToUpper(strings.Join(strings.Fields(p), ""))
-}
-
 // Package returns one package.
 func (m *Model) Package(id uuid.UUID) (domain.Package, bool) {
-	p, ok := m.packages[id]
-	return p, ok
+	pos, ok := m.byID.Get(id)
+	if !ok {
+		return domain.Package{}, false
+	}
+	return m.expand(m.packs.At(int(pos))), true
 }
 
 // SaleByKey returns the package an actor sold with an idempotency key.
 func (m *Model) SaleByKey(actor, key string) (uuid.UUID, bool) {
-	id, ok := m.sales[saleKey(actor, key)]
-	return id, ok
+	pos, ok := m.sales.get(saleKey(actor, key))
+	if !ok {
+		return uuid.UUID{}, false
+	}
+	return m.packs.At(int(pos)).id, true
 }
 
 // Query selects packages; empty fields match anything.
@@ -135,30 +217,31 @@ type Query struct {
 
 // Find returns the packages matching every given field, newest sale first.
 func (m *Model) Find(q Query) []domain.Package {
-	var sets [][]uuid.UUID
+	var sets [][]int32
 	if q.VIN != "" {
-		sets = append(sets, m.byVIN[strings.ToUpper(strings.TrimSpace(q.VIN))])
+		sets = append(sets, m.byVIN.get(strings.ToUpper(strings.TrimSpace(q.VIN))))
 	}
 	if q.Plate != "" {
-		sets = append(sets, m.byPlate[normPlate(q.Plate)])
+		sets = append(sets, m.byPlate.get(normPlate(q.Plate)))
 	}
 	if q.Customer != "" {
-		sets = append(sets, m.byCustomer[q.Customer])
+		sets = append(sets, m.byCustomer.get(q.Customer))
 	}
-	var ids []uuid.UUID
+	var out []domain.Package
 	if len(sets) == 0 {
-		for id := range m.packages {
-			ids = append(ids, id)
+		out = make([]domain.Package, 0, m.packs.Len())
+		for i := range m.packs.Len() {
+			out = append(out, m.expand(m.packs.At(i)))
 		}
 	} else {
-		ids = sets[0]
+		pos := sets[0]
 		for _, s := range sets[1:] {
-			ids = slices.DeleteFunc(slices.Clone(ids), func(id uuid.UUID) bool { return !slices.Contains(s, id) })
+			pos = slices.DeleteFunc(slices.Clone(pos), func(p int32) bool { return !slices.Contains(s, p) })
 		}
-	}
-	out := make([]domain.Package, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, m.packages[id])
+		out = make([]domain.Package, 0, len(pos))
+		for _, p := range pos {
+			out = append(out, m.expand(m.packs.At(int(p))))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].SoldAt.Equal(out[j].SoldAt) {
@@ -210,11 +293,22 @@ func (m *Model) Plans() []domain.PlanState {
 
 // Totals sums the balances of every package.
 func (m *Model) Totals() domain.Balances {
-	var b domain.Balances
-	for _, p := range m.packages {
-		b = b.Add(p.Balances())
+	var cols [6]sum128
+	var odd domain.Balances
+	for i := range m.packs.Len() {
+		pk := m.packs.At(i)
+		if w := pk.wide(); w != nil {
+			odd = odd.Add(w.Balances())
+			continue
+		}
+		for k, c := range [6]int64{pk.paid, pk.voided, pk.recognized, pk.refunded, pk.breakage, pk.liability()} {
+			cols[k] = cols[k].addCents(c)
+		}
 	}
-	return b
+	return domain.Balances{
+		Paid: cols[0].money(), Voided: cols[1].money(), Recognized: cols[2].money(),
+		Refunded: cols[3].money(), Breakage: cols[4].money(), Liability: cols[5].money(),
+	}.Add(odd)
 }
 
 // Liability returns the roll-forward model.
@@ -228,21 +322,43 @@ func (m *Model) Findings() []Finding { return slices.Clone(m.findings) }
 
 // Stats reports how much has been folded.
 func (m *Model) Stats() (events int, lastSeq uint64, packages int) {
-	return m.events, m.lastSeq, len(m.packages)
+	return m.events, m.lastSeq, m.packs.Len()
 }
 
 // ExpiryCandidates returns the ids of active packages whose validity ended
 // at or before now, and of expired packages whose breakage is due under a
 // policy of after months (0: no policy).
 func (m *Model) ExpiryCandidates(now time.Time, after int) (expire, breakage []uuid.UUID) {
-	for id, p := range m.packages {
+	for i := range m.packs.Len() {
+		pk := m.packs.At(i)
+		if pk.wide() != nil {
+			p := *pk.wide()
+			if expireDue(p, now) {
+				expire = append(expire, pk.id)
+			} else if breakageDue(p, now, after, m.tz) {
+				breakage = append(breakage, pk.id)
+			}
+			continue
+		}
 		switch {
-		case p.Status == domain.StatusActive && p.ExpiresAt != nil && !now.Before(*p.ExpiresAt):
-			expire = append(expire, id)
-		case after > 0 && p.Status == domain.StatusExpired && p.ExpiredAt != nil &&
-			p.Liability.IsPositive() && !now.Before(domain.AddMonths(p.ExpiredAt.In(m.tz), after)):
-			breakage = append(breakage, id)
+		case pk.status == stActive && pk.flags&hasExpires != 0:
+			if !now.Before(m.locs.time(pk.expiresAt, pk.evLoc)) {
+				expire = append(expire, pk.id)
+			}
+		case after > 0 && pk.status == stExpired && pk.flags&hasExpired != 0 && pk.liability() > 0:
+			if !now.Before(domain.AddMonths(time.Unix(0, pk.expiredAt).In(m.tz), after)) {
+				breakage = append(breakage, pk.id)
+			}
 		}
 	}
 	return expire, breakage
+}
+
+func expireDue(p domain.Package, now time.Time) bool {
+	return p.Status == domain.StatusActive && p.ExpiresAt != nil && !now.Before(*p.ExpiresAt)
+}
+
+func breakageDue(p domain.Package, now time.Time, after int, tz *time.Location) bool {
+	return after > 0 && p.Status == domain.StatusExpired && p.ExpiredAt != nil &&
+		p.Liability.IsPositive() && !now.Before(domain.AddMonths(p.ExpiredAt.In(tz), after))
 }
