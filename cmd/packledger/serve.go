@@ -35,6 +35,9 @@ type serveConfig struct {
 	sweepEvery, dedupe                time.Duration
 	logLevel                          string
 	keyFile, keyringFile              string
+	checkpoints                       bool
+	checkpointEvery                   int
+	checkpointInterval                time.Duration
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -58,6 +61,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&c.dedupe, "dedupe-window", time.Hour, "JetStream duplicate window for Nats-Msg-Id (idempotency keys hold beyond it too)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.debugNATS, "debug-nats", false, "log the embedded NATS server's own messages")
+	fs.BoolVar(&c.checkpoints, "checkpoints", true, "keep checkpoints of the read models in the NATS object store, so that a start reads only the events after the last one (written periodically and on a clean stop)")
+	fs.IntVar(&c.checkpointEvery, "checkpoint-every", projections.DefaultCheckpointEvery, "write a checkpoint after this many events")
+	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", projections.DefaultCheckpointInterval, "or this long after the last one, if events came")
 	keyFlags(fs, &c.keyFile, &c.keyringFile)
 	return fs, c
 }
@@ -129,6 +135,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	model := projections.NewModel(tz)
 	runner := projections.NewRunner(store.Feed(), model, log)
+	if c.checkpoints {
+		ckCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ck, err := store.Checkpoints(ckCtx, signer)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if err := runner.UseCheckpoints(ck, projections.CheckpointPolicy{Every: c.checkpointEvery, Interval: c.checkpointInterval}); err != nil {
+			return err
+		}
+	}
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	runnerDone := make(chan struct{})
 	go func() {
@@ -221,6 +238,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http shutdown: %w", err)
 			}
+			// The last checkpoint, so that the next start reads nothing twice.
+			stopRunner()
+			<-runnerDone
+			ckCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			if err := runner.SaveCheckpoint(ckCtx); err != nil {
+				log.Warn("last checkpoint not written; the next start reads more of the stream", "err", err)
+			}
+			cancel()
 			return nil
 		}
 	}
