@@ -159,10 +159,12 @@ func RestoreChains(ring *Keyring, data []byte) (*Chains, error) {
 	return c, nil
 }
 
-// Snapshot freezes the feed's chain state; see Chains.Snapshot. It must
-// be called between two events, from the goroutine that follows (inside
-// Follow's callback, where the event just judged is the last one in it).
-func (f *Feed) Snapshot() *ChainSnapshot { return f.chains.Snapshot() }
+// Snapshot freezes the feed's chain state (see Chains.Snapshot) and
+// returns what appends its encoding, which may run in any goroutine. It
+// must be called between two events, from the goroutine that follows
+// (inside Follow's callback, where the event just judged is the last one
+// in it), or while no Follow runs.
+func (f *Feed) Snapshot() (appendTo func(b []byte) []byte) { return f.chains.Snapshot().AppendTo }
 
 // Release ends the feed's snapshots; call it as Snapshot is called.
 func (f *Feed) Release() { f.chains.Release() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,10 +21,13 @@ type Source interface {
 }
 
 // Runner feeds the Model from the stream, at start and as events arrive,
-// and lets writers wait until their own event has been applied.
+// and lets writers wait until their own event has been applied. With
+// checkpoints (see UseCheckpoints), a start loads the newest trusted one
+// and reads only the events after it.
 type Runner struct {
 	src Source
 	log *slog.Logger
+	ck  *checkpointer // nil: no checkpoints
 
 	mu      sync.RWMutex
 	model   *Model
@@ -75,6 +79,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.watchSync(ctx)
 	}()
 	defer wg.Wait()
+	r.resume(ctx)
 	for {
 		head, err := r.src.Head(ctx)
 		if err == nil {
@@ -120,6 +125,9 @@ func (r *Runner) apply(seq uint64, subject string, env domain.Envelope, err erro
 		r.log.Error("projections: event not applied", "seq", seq, "subject", subject, "err", err)
 	} else {
 		r.model.Apply(env)
+	}
+	if r.ck != nil {
+		r.ck.applied(r, seq, subject, env.Hash)
 	}
 	r.applied = seq
 	r.advancedAt = time.Now()
@@ -233,7 +241,9 @@ func (r *Runner) WaitReady(ctx context.Context) error {
 }
 
 // Read runs f with the model under the read lock. f must not keep
-// references to the model's maps beyond the call.
+// references to the model's maps beyond the call. The model may not be
+// the one NewRunner was given: Run replaces it with one read from a
+// checkpoint.
 func (r *Runner) Read(f func(m *Model)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -253,6 +263,9 @@ type Status struct {
 	// check).
 	AsOf       *time.Time `json:"as_of,omitempty"`
 	AgeSeconds *float64   `json:"age_seconds,omitempty"`
+	// Checkpoint is where this start resumed from and what was last
+	// saved, when checkpoints are on.
+	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`
 }
 
 // Status reports progress and problems.
@@ -263,6 +276,11 @@ func (r *Runner) Status() Status {
 	s := Status{Ready: r.ready, AppliedSeq: r.applied, Events: ev, Packages: pk, Findings: r.model.Findings()}
 	if r.lastErr != nil {
 		s.Error = r.lastErr.Error()
+	}
+	if r.ck != nil {
+		cs := r.ck.status
+		cs.Ignored = slices.Clone(cs.Ignored)
+		s.Checkpoint = &cs
 	}
 	if !r.syncedAt.IsZero() {
 		at := r.syncedAt.UTC()

@@ -34,7 +34,11 @@ func (b *benchRun) httpRedeem(ctx context.Context) ([]benchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	runner, stopRunner := node.startProjections(tz, b.log)
+	// From an empty model, as a first start: no checkpoint.
+	runner, stopRunner, err := node.startProjections(ctx, tz, b.log, nil)
+	if err != nil {
+		return nil, err
+	}
 	defer stopRunner()
 	users, tokens := demoUsers(c.store)
 	api := node.api(c, tz, b.log, runner, users)

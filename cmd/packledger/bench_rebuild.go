@@ -46,7 +46,11 @@ func (b *benchRun) rebuild(ctx context.Context) ([]benchResult, error) {
 		return nil, err
 	}
 	start := time.Now()
-	runner, stopRunner := node.startProjections(tz, b.log)
+	// From an empty model, as a first start: no checkpoint.
+	runner, stopRunner, err := node.startProjections(ctx, tz, b.log, nil)
+	if err != nil {
+		return nil, err
+	}
 	waitCtx, cancel := context.WithTimeout(ctx, b.sz.readTimeout)
 	err = runner.WaitReady(waitCtx)
 	cancel()

@@ -36,6 +36,9 @@ type serveConfig struct {
 	logLevel                          string
 	keyFile, keyringFile              string
 	groupCommit                       eventstore.GroupCommitMode
+	checkpoints                       bool
+	checkpointEvery                   int
+	checkpointInterval                time.Duration
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -60,6 +63,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&c.dedupe, "dedupe-window", time.Hour, "JetStream duplicate window for Nats-Msg-Id (idempotency keys hold beyond it too)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.debugNATS, "debug-nats", false, "log the embedded NATS server's own messages")
+	fs.BoolVar(&c.checkpoints, "checkpoints", true, "keep checkpoints of the read models in the NATS object store, so that a start reads only the events after the last one (written periodically and on a clean stop)")
+	fs.IntVar(&c.checkpointEvery, "checkpoint-every", projections.DefaultCheckpointEvery, "write a checkpoint after this many events")
+	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", projections.DefaultCheckpointInterval, "or this long after the last one, if events came")
 	keyFlags(fs, &c.keyFile, &c.keyringFile)
 	return fs, c
 }
@@ -112,7 +118,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer node.shutdown()
 	store := node.store
-	runner, stopRunner := node.startProjections(tz, log)
+	var ck *checkpointing
+	if c.checkpoints {
+		ck = &checkpointing{policy: projections.CheckpointPolicy{Every: c.checkpointEvery, Interval: c.checkpointInterval}}
+	}
+	runner, stopRunner, err := node.startProjections(ctx, tz, log, ck)
+	if err != nil {
+		return err
+	}
 	defer stopRunner()
 	api := node.api(c, tz, log, runner, users)
 
@@ -188,6 +201,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http shutdown: %w", err)
 			}
+			// The last checkpoint, so that the next start reads nothing twice.
+			stopRunner() // waits for the runner
+			ckCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			if err := runner.SaveCheckpoint(ckCtx); err != nil {
+				log.Warn("last checkpoint not written; the next start reads more of the stream", "err", err)
+			}
+			cancel()
 			return nil
 		}
 	}
@@ -241,16 +261,32 @@ func openNode(ctx context.Context, c *serveConfig, log *slog.Logger) (*ledgerNod
 // startProjections starts the read models' runner on the store's feed:
 // from an empty model, it reads the whole log and then follows it. stop
 // ends it and waits for it.
-func (n *ledgerNode) startProjections(tz *time.Location, log *slog.Logger) (runner *projections.Runner, stop func()) {
+// checkpointing is how the projections keep checkpoints; nil keeps none.
+type checkpointing struct {
+	policy projections.CheckpointPolicy
+}
+
+func (n *ledgerNode) startProjections(ctx context.Context, tz *time.Location, log *slog.Logger, ck *checkpointing) (runner *projections.Runner, stop func(), err error) {
 	model := projections.NewModel(tz)
 	runner = projections.NewRunner(n.store.Feed(), model, log)
+	if ck != nil {
+		ckCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		store, err := n.store.Checkpoints(ckCtx, n.signer)
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := runner.UseCheckpoints(store, ck.policy); err != nil {
+			return nil, nil, err
+		}
+	}
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	runnerDone := make(chan struct{})
 	go func() {
 		defer close(runnerDone)
 		_ = runner.Run(runCtx)
 	}()
-	return runner, func() { stopRunner(); <-runnerDone }
+	return runner, func() { stopRunner(); <-runnerDone }, nil
 }
 
 // api is the HTTP API over the node's store and the runner's read models.

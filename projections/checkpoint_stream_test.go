@@ -1,0 +1,298 @@
+package projections_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/packledger/packledger/eventstore"
+	"github.com/packledger/packledger/eventstore/eventstoretest"
+	"github.com/packledger/packledger/projections"
+)
+
+// ckptLedger is a real embedded JetStream holding a generated ledger,
+// with foreign copies of some of its events mixed in.
+type ckptLedger struct {
+	t      *testing.T
+	nc     *nats.Conn
+	st     *eventstore.Store
+	signer *eventstore.Signer
+	recs   []eventstoretest.Record
+	next   int
+}
+
+func newCkptLedger(t *testing.T, packages int) *ckptLedger {
+	_, nc := eventstoretest.RunServerSync(t, t.TempDir(), false)
+	sg := eventstoretest.NewSigner(t)
+	st := eventstoretest.Open(t, nc, "demo", sg)
+	c := eventstoretest.NewCorpus(t, eventstoretest.CorpusConfig{Packages: packages, Seed: seedFor(t), Signer: sg})
+	var recs []eventstoretest.Record
+	for i, r := range c.Records {
+		recs = append(recs, r)
+		if i%97 == 50 {
+			recs = append(recs, c.Records[i-7]) // a replayed copy: foreign
+		}
+	}
+	return &ckptLedger{t: t, nc: nc, st: st, signer: sg, recs: recs}
+}
+
+// publish appends the next n records, as they were signed.
+func (l *ckptLedger) publish(n int) {
+	l.t.Helper()
+	ctx := context.Background()
+	for ; n > 0 && l.next < len(l.recs); n-- {
+		r := l.recs[l.next]
+		_, err := l.st.Append(ctx, []eventstore.Outgoing{{Subject: r.Subject, Body: r.Body, Hash: r.Hash, Sig: r.Sig, KeyID: r.KeyID}})
+		require.NoError(l.t, err)
+		l.next++
+	}
+}
+
+func (l *ckptLedger) checkpoints() *eventstore.Checkpoints {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := l.st.Checkpoints(ctx, l.signer)
+	require.NoError(l.t, err)
+	return c
+}
+
+// logBuffer collects what a runner logs.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// run starts a runner over the ledger's feed, with checkpoints in ck if
+// not nil, waits until it has caught up, and returns it with a stop that
+// ends it (and, with checkpoints, writes the last one).
+func (l *ckptLedger) run(ck *eventstore.Checkpoints, logs io.Writer) (*projections.Runner, func()) {
+	l.t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
+	r := projections.NewRunner(l.st.Feed(), projections.NewModel(shanghai), slog.New(slog.NewTextHandler(logs, nil)))
+	if ck != nil {
+		require.NoError(l.t, r.UseCheckpoints(ck, projections.CheckpointPolicy{Every: 1 << 30}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	require.NoError(l.t, r.WaitReady(within(l.t, 60*time.Second)))
+	head, err := l.st.Head(context.Background())
+	require.NoError(l.t, err)
+	require.NoError(l.t, r.WaitFor(within(l.t, 60*time.Second), head))
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		<-done
+		if ck != nil {
+			require.NoError(l.t, r.SaveCheckpoint(within(l.t, 60*time.Second)))
+		}
+	}
+	l.t.Cleanup(stop)
+	return r, stop
+}
+
+// dump is everything the read models answer, as JSON.
+func dump(t *testing.T, r *projections.Runner) string {
+	t.Helper()
+	var out []any
+	r.Read(func(m *projections.Model) {
+		ps := m.Find(projections.Query{})
+		first, last := time.Now(), time.Time{}
+		for _, p := range ps {
+			if p.SoldAt.Before(first) {
+				first = p.SoldAt
+			}
+			if p.SoldAt.After(last) {
+				last = p.SoldAt
+			}
+		}
+		ev, seq, n := m.Stats()
+		out = append(out, projections.ViewPackages(ps), m.Totals(), m.Findings(), []any{ev, seq, n}, m.Plans())
+		from := time.Date(first.Year(), first.Month(), first.Day(), 0, 0, 0, 0, shanghai)
+		to := last.AddDate(0, 0, 2)
+		rep := m.Liability().Report(from, to, true)
+		out = append(out, rep)
+		for _, d := range rep.Days {
+			for _, store := range []string{"", "S1", "S3"} {
+				out = append(out, m.DailyClose().Report(d.From.Format("2006-01-02"), store))
+			}
+		}
+	})
+	b, err := json.Marshal(out)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestRunner_Checkpoint_ResumeEqualsReplay against a real JetStream: a
+// runner stopped cleanly writes a checkpoint; the next start resumes from
+// it, reads only the events after it, and holds exactly what a runner
+// that read the whole stream holds.
+func TestRunner_Checkpoint_ResumeEqualsReplay(t *testing.T) {
+	l := newCkptLedger(t, 400)
+	l.publish(len(l.recs) / 2)
+	ck := l.checkpoints()
+	r1, stop1 := l.run(ck, nil)
+	firstHalf := r1.Status().AppliedSeq
+	stop1()
+	require.Equal(t, firstHalf, r1.Status().Checkpoint.SavedSeq, "the clean stop wrote a checkpoint of all it applied")
+
+	l.publish(len(l.recs))
+	var logs logBuffer
+	resumed, _ := l.run(ck, &logs)
+	st := resumed.Status()
+	require.Equal(t, firstHalf, st.Checkpoint.Seq, "resumed after the checkpoint; logs:\n%s", logs.String())
+	require.Empty(t, st.Checkpoint.Ignored)
+	require.Contains(t, logs.String(), "resumed from checkpoint")
+
+	full, _ := l.run(nil, nil)
+	require.Equal(t, full.Status().AppliedSeq, st.AppliedSeq)
+	require.NotEmpty(t, full.Status().Findings, "the stream has foreign events")
+	require.Equal(t, dump(t, full), dump(t, resumed))
+}
+
+// TestRunner_Checkpoint_Untrusted: a checkpoint that does not match the
+// stream (its sequence, its hash), is not signed by the ledger's key, is
+// cut short or corrupted, or does not decode, is ignored with a log line
+// saying why, and the start reads the whole stream; never a part of it.
+func TestRunner_Checkpoint_Untrusted(t *testing.T) {
+	l := newCkptLedger(t, 150)
+	l.publish(len(l.recs))
+	ctx := context.Background()
+	ck := l.checkpoints()
+	r, stop := l.run(ck, nil)
+	want := dump(t, r)
+	stop()
+	head := r.Status().AppliedSeq
+	obj, err := jetstream.New(l.nc)
+	require.NoError(t, err)
+	bucket, err := obj.ObjectStore(ctx, "LEDGER_checkpoints")
+	require.NoError(t, err)
+	good := objectsOf(t, bucket)
+	require.Len(t, good, 1)
+	var goodName string
+	var goodInfo *jetstream.ObjectInfo
+	var goodBody []byte
+	for name, b := range good {
+		goodName, goodBody = name, b
+		goodInfo, err = bucket.GetInfo(ctx, name)
+		require.NoError(t, err)
+	}
+	env, err := l.st.Get(ctx, head)
+	require.NoError(t, err)
+	other := eventstoretest.Open(t, l.nc, "demo", eventstoretest.NewSigner(t))
+	otherCk, err := other.Checkpoints(ctx, eventstoretest.NewSigner(t))
+	require.NoError(t, err)
+	forger, err := l.st.Checkpoints(ctx, eventstoretest.NewSigner(t)) // the ledger's keyring, another key
+	require.NoError(t, err)
+	parts := [][]byte{goodBody[:len(goodBody)/2], goodBody[len(goodBody)/2:]} // well signed, not a model
+
+	cases := []struct {
+		name  string
+		write func()
+		why   string
+	}{
+		{"WrongSeq", func() { require.NoError(t, ck.Save(ctx, head+5, env.Subject, env.Hash, parts...)) }, "the stream ends at"},
+		{"EarlierSeq", func() { require.NoError(t, ck.Save(ctx, head-1, env.Subject, env.Hash, parts...)) }, "seq 1"},
+		{"WrongHash", func() { require.NoError(t, ck.Save(ctx, head, env.Subject, strings.Repeat("ab", 32), parts...)) }, "has hash"},
+		{"OtherKey", func() { require.NoError(t, forger.Save(ctx, head, env.Subject, env.Hash, parts...)) }, "signature"},
+		{"OtherKeyring", func() { require.NoError(t, otherCk.Save(ctx, head, env.Subject, env.Hash, parts...)) }, "other trusted keys"},
+		{"NotAModel", func() { require.NoError(t, ck.Save(ctx, head, env.Subject, env.Hash, parts...)) }, "read-model checkpoint"},
+		{"Truncated", func() { putRaw(t, bucket, goodName, goodInfo.Metadata, goodBody[:len(goodBody)-10]) }, "its parts make"},
+		{"Corrupted", func() {
+			b := append([]byte(nil), goodBody...)
+			b[len(b)/3] ^= 0x40
+			putRaw(t, bucket, goodName, goodInfo.Metadata, b)
+		}, "digest"},
+		{"ForgedDigest", func() {
+			// The corrupted body with its own digest in the header: the
+			// header no longer matches its signature.
+			b := append([]byte(nil), goodBody...)
+			b[len(b)/3] ^= 0x40
+			var h map[string]any
+			require.NoError(t, json.Unmarshal([]byte(goodInfo.Metadata["packledger-checkpoint"]), &h))
+			sum := sha256.Sum256(b)
+			h["digest"] = "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:])
+			j, err := json.Marshal(h)
+			require.NoError(t, err)
+			putRaw(t, bucket, goodName, map[string]string{"packledger-checkpoint": string(j)}, b)
+		}, "signature"},
+		{"NoHeader", func() {
+			_, err := bucket.PutBytes(ctx, goodName, goodBody)
+			require.NoError(t, err)
+		}, "no checkpoint header"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for name := range objectsOf(t, bucket) {
+				require.NoError(t, bucket.Delete(ctx, name))
+			}
+			c.write()
+			var logs logBuffer
+			r, _ := l.run(ck, &logs)
+			st := r.Status()
+			require.Zero(t, st.Checkpoint.Seq, "read the whole stream; logs:\n%s", logs.String())
+			require.Len(t, st.Checkpoint.Ignored, 1)
+			require.Contains(t, st.Checkpoint.Ignored[0], c.why)
+			require.Contains(t, logs.String(), "checkpoint ignored")
+			require.Equal(t, want, dump(t, r))
+		})
+	}
+}
+
+func objectsOf(t *testing.T, b jetstream.ObjectStore) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	infos, err := b.List(ctx)
+	if err == jetstream.ErrNoObjectsFound {
+		return map[string][]byte{}
+	}
+	require.NoError(t, err)
+	out := map[string][]byte{}
+	for _, i := range infos {
+		body, err := b.GetBytes(ctx, i.Name)
+		require.NoError(t, err)
+		out[i.Name] = body
+	}
+	return out
+}
+
+// putRaw writes body under a checkpoint's own header, as anyone with
+// access to the bucket could.
+func putRaw(t *testing.T, b jetstream.ObjectStore, name string, meta map[string]string, body []byte) {
+	t.Helper()
+	_, err := b.Put(context.Background(), jetstream.ObjectMeta{Name: name, Metadata: meta}, bytes.NewReader(body))
+	require.NoError(t, err)
+}
