@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"github.com/google/uuid"
+
 	"github.com/packledger/packledger/internal/strictjson"
 )
 
@@ -32,40 +34,92 @@ var (
 	vehicleFields         = strictjson.StructOf[Vehicle]()
 )
 
-// readAs makes a reader of an event's data from a reader of its fields.
-func readAs[T Event](read func(*strictjson.Reader, *T)) func(*strictjson.Reader) Event {
-	return func(r *strictjson.Reader) Event {
-		var e T
-		read(r, &e)
-		return e
+// readEvent reads the data of an event of type typ, or says that there
+// is no such type. Each case calls its reader directly, so that the event
+// is read on the stack and only copied to the heap as an Event.
+func readEvent(r *strictjson.Reader, typ string) (Event, bool) {
+	switch typ {
+	case "PlanDefined":
+		var e PlanDefined
+		readPlanDefined(r, &e)
+		return e, true
+	case "PlanRetired":
+		var e PlanRetired
+		readPlanRetired(r, &e)
+		return e, true
+	case "PackageSold":
+		var e PackageSold
+		readPackageSold(r, &e)
+		return e, true
+	case "PaymentRecorded":
+		var e PaymentRecorded
+		readPaymentRecorded(r, &e)
+		return e, true
+	case "PaymentVoided":
+		var e PaymentVoided
+		readPaymentVoided(r, &e)
+		return e, true
+	case "PackageActivated":
+		var e PackageActivated
+		readPackageActivated(r, &e)
+		return e, true
+	case "VisitRedeemed":
+		var e VisitRedeemed
+		readVisitRedeemed(r, &e)
+		return e, true
+	case "RedemptionReversed":
+		var e RedemptionReversed
+		readRedemptionReversed(r, &e)
+		return e, true
+	case "PackageRefunded":
+		var e PackageRefunded
+		readPackageRefunded(r, &e)
+		return e, true
+	case "PackageExpired":
+		var e PackageExpired
+		readPackageExpired(r, &e)
+		return e, true
+	case "BreakageRecognized":
+		var e BreakageRecognized
+		readBreakageRecognized(r, &e)
+		return e, true
+	case "BreakageReversed":
+		var e BreakageReversed
+		readBreakageReversed(r, &e)
+		return e, true
+	case "ReceiptClaimed":
+		var e ReceiptClaimed
+		readReceiptClaimed(r, &e)
+		return e, true
 	}
+	return nil, false
 }
 
 func readPlanDefined(r *strictjson.Reader, e *PlanDefined) {
-	r.Object(planDefinedFields, func(name string) {
-		switch name {
+	for f := r.Object(planDefinedFields); f.Next(); {
+		switch f.Name() {
 		case "plan":
 			readPlan(r, &e.Plan)
 		}
-	})
+	}
 }
 
 func readPlanRetired(r *strictjson.Reader, e *PlanRetired) {
-	r.Object(planRetiredFields, func(name string) {
-		switch name {
+	for f := r.Object(planRetiredFields); f.Next(); {
+		switch f.Name() {
 		case "code":
 			strictjson.String(r, &e.Code)
 		case "reason":
 			strictjson.String(r, &e.Reason)
 		}
-	})
+	}
 }
 
 func readPackageSold(r *strictjson.Reader, e *PackageSold) {
-	r.Object(packageSoldFields, func(name string) {
-		switch name {
+	for f := r.Object(packageSoldFields); f.Next(); {
+		switch f.Name() {
 		case "package_id":
-			strictjson.Text(r, &e.PackageID)
+			strictjson.Text[uuid.UUID](r, e.PackageID.UnmarshalText)
 		case "plan":
 			readPlan(r, &e.Plan)
 		case "customer":
@@ -73,93 +127,95 @@ func readPackageSold(r *strictjson.Reader, e *PackageSold) {
 		case "vehicle":
 			readVehicle(r, &e.Vehicle)
 		case "price":
-			strictjson.Unmarshal(r, &e.Price)
+			r.Unmarshal(e.Price.UnmarshalJSON)
 		case "units":
-			strictjson.Slice(r, &e.Units, readUnitSpec)
+			for u := strictjson.Slice(r, &e.Units); u.Next(); {
+				readUnitSpec(r, u.Elem())
+			}
 		case "advisor":
 			strictjson.String(r, &e.Advisor)
 		}
-	})
+	}
 }
 
 func readPaymentRecorded(r *strictjson.Reader, e *PaymentRecorded) {
-	r.Object(paymentRecordedFields, func(name string) {
-		switch name {
+	for f := r.Object(paymentRecordedFields); f.Next(); {
+		switch f.Name() {
 		case "payment_id":
-			strictjson.Text(r, &e.PaymentID)
+			strictjson.Text[uuid.UUID](r, e.PaymentID.UnmarshalText)
 		case "amount":
-			strictjson.Unmarshal(r, &e.Amount)
+			r.Unmarshal(e.Amount.UnmarshalJSON)
 		case "method":
 			strictjson.String(r, &e.Method)
 		case "receipt":
 			strictjson.String(r, &e.Receipt)
 		}
-	})
+	}
 }
 
 func readPaymentVoided(r *strictjson.Reader, e *PaymentVoided) {
-	r.Object(paymentVoidedFields, func(name string) {
-		switch name {
+	for f := r.Object(paymentVoidedFields); f.Next(); {
+		switch f.Name() {
 		case "payment_id":
-			strictjson.Text(r, &e.PaymentID)
+			strictjson.Text[uuid.UUID](r, e.PaymentID.UnmarshalText)
 		case "reason":
 			strictjson.String(r, &e.Reason)
 		}
-	})
+	}
 }
 
 func readPackageActivated(r *strictjson.Reader, e *PackageActivated) {
-	r.Object(packageActivatedFields, func(name string) {
-		switch name {
+	for f := r.Object(packageActivatedFields); f.Next(); {
+		switch f.Name() {
 		case "activated_at":
-			strictjson.Unmarshal(r, &e.ActivatedAt)
+			r.Unmarshal(e.ActivatedAt.UnmarshalJSON)
 		case "expires_at":
-			strictjson.Unmarshal(r, &e.ExpiresAt)
+			r.Unmarshal(e.ExpiresAt.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readVisitRedeemed(r *strictjson.Reader, e *VisitRedeemed) {
-	r.Object(visitRedeemedFields, func(name string) {
-		switch name {
+	for f := r.Object(visitRedeemedFields); f.Next(); {
+		switch f.Name() {
 		case "redemption_id":
-			strictjson.Text(r, &e.RedemptionID)
+			strictjson.Text[uuid.UUID](r, e.RedemptionID.UnmarshalText)
 		case "unit":
 			strictjson.Int(r, &e.Unit)
 		case "service":
 			strictjson.String(r, &e.Service)
 		case "value":
-			strictjson.Unmarshal(r, &e.Value)
+			r.Unmarshal(e.Value.UnmarshalJSON)
 		case "repair_order":
 			strictjson.String(r, &e.RepairOrder)
 		case "mileage":
 			strictjson.Int(r, &e.Mileage)
 		}
-	})
+	}
 }
 
 func readRedemptionReversed(r *strictjson.Reader, e *RedemptionReversed) {
-	r.Object(redemptionReversedFields, func(name string) {
-		switch name {
+	for f := r.Object(redemptionReversedFields); f.Next(); {
+		switch f.Name() {
 		case "redemption_id":
-			strictjson.Text(r, &e.RedemptionID)
+			strictjson.Text[uuid.UUID](r, e.RedemptionID.UnmarshalText)
 		case "reason":
 			strictjson.String(r, &e.Reason)
 		}
-	})
+	}
 }
 
 func readPackageRefunded(r *strictjson.Reader, e *PackageRefunded) {
-	r.Object(packageRefundedFields, func(name string) {
-		switch name {
+	for f := r.Object(packageRefundedFields); f.Next(); {
+		switch f.Name() {
 		case "amount":
-			strictjson.Unmarshal(r, &e.Amount)
+			r.Unmarshal(e.Amount.UnmarshalJSON)
 		case "fee":
-			strictjson.Unmarshal(r, &e.Fee)
+			r.Unmarshal(e.Fee.UnmarshalJSON)
 		case "recognized":
-			strictjson.Unmarshal(r, &e.Recognized)
+			r.Unmarshal(e.Recognized.UnmarshalJSON)
 		case "base":
-			strictjson.Unmarshal(r, &e.Base)
+			r.Unmarshal(e.Base.UnmarshalJSON)
 		case "policy":
 			strictjson.String(r, &e.Policy)
 		case "method":
@@ -167,130 +223,142 @@ func readPackageRefunded(r *strictjson.Reader, e *PackageRefunded) {
 		case "reason":
 			strictjson.String(r, &e.Reason)
 		}
-	})
+	}
 }
 
 func readPackageExpired(r *strictjson.Reader, e *PackageExpired) {
-	r.Object(packageExpiredFields, func(name string) {
-		switch name {
+	for f := r.Object(packageExpiredFields); f.Next(); {
+		switch f.Name() {
 		case "expired_at":
-			strictjson.Unmarshal(r, &e.ExpiredAt)
+			r.Unmarshal(e.ExpiredAt.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readBreakageRecognized(r *strictjson.Reader, e *BreakageRecognized) {
-	r.Object(breakageRecognizedFields, func(name string) {
-		switch name {
+	for f := r.Object(breakageRecognizedFields); f.Next(); {
+		switch f.Name() {
 		case "amount":
-			strictjson.Unmarshal(r, &e.Amount)
+			r.Unmarshal(e.Amount.UnmarshalJSON)
 		case "reason":
 			strictjson.String(r, &e.Reason)
 		}
-	})
+	}
 }
 
 func readBreakageReversed(r *strictjson.Reader, e *BreakageReversed) {
-	r.Object(breakageReversedFields, func(name string) {
-		switch name {
+	for f := r.Object(breakageReversedFields); f.Next(); {
+		switch f.Name() {
 		case "amount":
-			strictjson.Unmarshal(r, &e.Amount)
+			r.Unmarshal(e.Amount.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readReceiptClaimed(r *strictjson.Reader, e *ReceiptClaimed) {
-	r.Object(receiptClaimedFields, func(name string) {
-		switch name {
+	for f := r.Object(receiptClaimedFields); f.Next(); {
+		switch f.Name() {
 		case "receipt":
 			strictjson.String(r, &e.Receipt)
 		case "package_id":
-			strictjson.Text(r, &e.PackageID)
+			strictjson.Text[uuid.UUID](r, e.PackageID.UnmarshalText)
 		case "payment_id":
-			strictjson.Text(r, &e.PaymentID)
+			strictjson.Text[uuid.UUID](r, e.PaymentID.UnmarshalText)
 		case "amount":
-			strictjson.Unmarshal(r, &e.Amount)
+			r.Unmarshal(e.Amount.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readPlan(r *strictjson.Reader, p *Plan) {
-	r.Object(planFields, func(name string) {
-		switch name {
+	for f := r.Object(planFields); f.Next(); {
+		switch f.Name() {
 		case "code":
 			strictjson.String(r, &p.Code)
 		case "name":
 			strictjson.String(r, &p.Name)
 		case "models":
-			strictjson.Slice(r, &p.Models, strictjson.String[string])
+			for e := strictjson.Slice(r, &p.Models); e.Next(); {
+				strictjson.String(r, e.Elem())
+			}
 		case "entitlements":
-			strictjson.Slice(r, &p.Entitlements, readEntitlement)
+			for e := strictjson.Slice(r, &p.Entitlements); e.Next(); {
+				readEntitlement(r, e.Elem())
+			}
 		case "rate":
-			strictjson.Pointer(r, &p.Rate, strictjson.Unmarshal[Rate])
+			if strictjson.Pointer(r, &p.Rate) {
+				r.Unmarshal(p.Rate.UnmarshalJSON)
+			}
 		case "list_total":
-			strictjson.Unmarshal(r, &p.ListTotal)
+			r.Unmarshal(p.ListTotal.UnmarshalJSON)
 		case "price":
-			strictjson.Unmarshal(r, &p.Price)
+			r.Unmarshal(p.Price.UnmarshalJSON)
 		case "units":
-			strictjson.Slice(r, &p.Units, readUnitSpec)
+			for e := strictjson.Slice(r, &p.Units); e.Next(); {
+				readUnitSpec(r, e.Elem())
+			}
 		case "validity_months":
 			strictjson.Int(r, &p.ValidityMonths)
 		case "refund_policy":
 			strictjson.String(r, &p.RefundPolicy)
 		case "cancellation_fee_rate":
-			strictjson.Unmarshal(r, &p.CancellationFeeRate)
+			r.Unmarshal(p.CancellationFeeRate.UnmarshalJSON)
 		case "free_look_days":
 			strictjson.Int(r, &p.FreeLookDays)
 		case "service_interval":
-			strictjson.Pointer(r, &p.ServiceInterval, readServiceInterval)
+			if strictjson.Pointer(r, &p.ServiceInterval) {
+				readServiceInterval(r, p.ServiceInterval)
+			}
 		case "gifts":
-			strictjson.Slice(r, &p.Gifts, strictjson.String[string])
+			for e := strictjson.Slice(r, &p.Gifts); e.Next(); {
+				strictjson.String(r, e.Elem())
+			}
 		}
-	})
+	}
 }
 
 func readEntitlement(r *strictjson.Reader, e *Entitlement) {
-	r.Object(entitlementFields, func(name string) {
-		switch name {
+	for f := r.Object(entitlementFields); f.Next(); {
+		switch f.Name() {
 		case "service":
 			strictjson.String(r, &e.Service)
 		case "count":
 			strictjson.Int(r, &e.Count)
 		case "list_price":
-			strictjson.Unmarshal(r, &e.ListPrice)
+			r.Unmarshal(e.ListPrice.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readUnitSpec(r *strictjson.Reader, u *UnitSpec) {
-	r.Object(unitSpecFields, func(name string) {
-		switch name {
+	for f := r.Object(unitSpecFields); f.Next(); {
+		switch f.Name() {
 		case "index":
 			strictjson.Int(r, &u.Index)
 		case "service":
 			strictjson.String(r, &u.Service)
 		case "list_price":
-			strictjson.Unmarshal(r, &u.ListPrice)
+			r.Unmarshal(u.ListPrice.UnmarshalJSON)
 		case "value":
-			strictjson.Unmarshal(r, &u.Value)
+			r.Unmarshal(u.Value.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readServiceInterval(r *strictjson.Reader, s *ServiceInterval) {
-	r.Object(serviceIntervalFields, func(name string) {
-		switch name {
+	for f := r.Object(serviceIntervalFields); f.Next(); {
+		switch f.Name() {
 		case "months":
 			strictjson.Int(r, &s.Months)
 		case "km":
 			strictjson.Int(r, &s.KM)
 		}
-	})
+	}
 }
 
 func readCustomer(r *strictjson.Reader, c *Customer) {
-	r.Object(customerFields, func(name string) {
-		switch name {
+	for f := r.Object(customerFields); f.Next(); {
+		switch f.Name() {
 		case "id":
 			strictjson.String(r, &c.ID)
 		case "name":
@@ -298,12 +366,12 @@ func readCustomer(r *strictjson.Reader, c *Customer) {
 		case "phone":
 			strictjson.String(r, &c.Phone)
 		}
-	})
+	}
 }
 
 func readVehicle(r *strictjson.Reader, v *Vehicle) {
-	r.Object(vehicleFields, func(name string) {
-		switch name {
+	for f := r.Object(vehicleFields); f.Next(); {
+		switch f.Name() {
 		case "vin":
 			strictjson.String(r, &v.VIN)
 		case "plate":
@@ -313,5 +381,5 @@ func readVehicle(r *strictjson.Reader, v *Vehicle) {
 		case "registered":
 			strictjson.String(r, &v.Registered)
 		}
-	})
+	}
 }

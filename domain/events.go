@@ -205,23 +205,6 @@ func (BreakageRecognized) EventType() string { return "BreakageRecognized" }
 func (BreakageReversed) EventType() string   { return "BreakageReversed" }
 func (ReceiptClaimed) EventType() string     { return "ReceiptClaimed" }
 
-// decoders maps a stored type name to a reader of its data.
-var decoders = map[string]func(*strictjson.Reader) Event{
-	"PlanDefined":        readAs(readPlanDefined),
-	"PlanRetired":        readAs(readPlanRetired),
-	"PackageSold":        readAs(readPackageSold),
-	"PaymentRecorded":    readAs(readPaymentRecorded),
-	"PaymentVoided":      readAs(readPaymentVoided),
-	"PackageActivated":   readAs(readPackageActivated),
-	"VisitRedeemed":      readAs(readVisitRedeemed),
-	"RedemptionReversed": readAs(readRedemptionReversed),
-	"PackageRefunded":    readAs(readPackageRefunded),
-	"PackageExpired":     readAs(readPackageExpired),
-	"BreakageRecognized": readAs(readBreakageRecognized),
-	"BreakageReversed":   readAs(readBreakageReversed),
-	"ReceiptClaimed":     readAs(readReceiptClaimed),
-}
-
 // errTrailing refuses data holding a second value after the event's:
 // it would be read one way here and maybe another way by another reader.
 var errTrailing = errors.New("trailing data after the event")
@@ -238,12 +221,11 @@ func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 	if schema != SchemaVersion {
 		return nil, fmt.Errorf("event %s: unknown schema version %d", typ, schema)
 	}
-	read, ok := decoders[typ]
+	r := strictjson.NewReader(data)
+	e, ok := readEvent(&r, typ)
 	if !ok {
 		return nil, fmt.Errorf("unknown event type %q", typ)
 	}
-	r := strictjson.NewReader(data)
-	e := read(&r)
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", typ, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/packledger/packledger/domain"
@@ -85,10 +86,10 @@ var (
 
 // readEnvelope reads a stored body's fields; its data stays raw.
 func readEnvelope(r *strictjson.Reader, env *domain.Envelope) {
-	r.Object(envelopeFields, func(name string) {
-		switch name {
+	for f := r.Object(envelopeFields); f.Next(); {
+		switch f.Name() {
 		case "id":
-			strictjson.Text(r, &env.ID)
+			strictjson.Text[uuid.UUID](r, env.ID.UnmarshalText)
 		case "type":
 			strictjson.String(r, &env.Type)
 		case "schema":
@@ -100,18 +101,18 @@ func readEnvelope(r *strictjson.Reader, env *domain.Envelope) {
 		case "aggregate":
 			strictjson.String(r, &env.Aggregate)
 		case "business_time":
-			strictjson.Unmarshal(r, &env.BusinessTime)
+			r.Unmarshal(env.BusinessTime.UnmarshalJSON)
 		case "recorded_at":
-			strictjson.Unmarshal(r, &env.RecordedAt)
+			r.Unmarshal(env.RecordedAt.UnmarshalJSON)
 		case "actor":
-			r.Object(actorFields, func(name string) {
-				switch name {
+			for a := r.Object(actorFields); a.Next(); {
+				switch a.Name() {
 				case "id":
 					strictjson.String(r, &env.Actor.ID)
 				case "role":
 					strictjson.String(r, &env.Actor.Role)
 				}
-			})
+			}
 		case "idempotency_key":
 			strictjson.String(r, &env.Key)
 		case "request":
@@ -121,7 +122,7 @@ func readEnvelope(r *strictjson.Reader, env *domain.Envelope) {
 		case "data":
 			env.Data = r.Raw()
 		}
-	})
+	}
 }
 
 // seqHeader reads a numeric header.

@@ -51,11 +51,12 @@ type Reader struct {
 	abort error
 	// saved is the first error that encoding/json notes and decodes on.
 	saved error
-	// inStruct and path are encoding/json's error context: the struct
-	// whose field is being read and the JSON names of the fields from the
-	// top value down to it.
-	inStruct string
+	// path and inStruct are encoding/json's error context: the JSON
+	// names of the fields being read, from the top value down, and the
+	// name of the struct that holds each; inStruct[npath-1] is the one
+	// errors name.
 	path     [maxPath]string
+	inStruct [maxPath]string
 	npath    int
 }
 
@@ -140,10 +141,10 @@ func (r *Reader) fail(err error) { r.abort = r.withContext(err) }
 // encoding/json's addErrorContext does.
 func (r *Reader) withContext(err error) error {
 	te, ok := err.(*json.UnmarshalTypeError)
-	if !ok || r.inStruct == "" && r.npath == 0 {
+	if !ok || r.npath == 0 {
 		return err
 	}
-	te.Struct = r.inStruct
+	te.Struct = r.inStruct[r.npath-1]
 	fields := r.path[:r.npath:r.npath]
 	if te.Field != "" {
 		fields = append(fields, te.Field)
@@ -197,8 +198,8 @@ func (r *Reader) push(s *Struct, name string) {
 	if r.npath == maxPath {
 		panic(fmt.Sprintf("strictjson: fields of %s nest deeper than %d", s.typ, maxPath))
 	}
-	r.inStruct = s.typ.Name()
 	r.path[r.npath] = name
+	r.inStruct[r.npath] = s.name
 	r.npath++
 }
 

@@ -77,21 +77,21 @@ var (
 )
 
 func readInner(r *strictjson.Reader, in *inner) {
-	r.Object(innerStruct, func(name string) {
-		switch name {
+	for f := r.Object(innerStruct); f.Next(); {
+		switch f.Name() {
 		case "a":
 			strictjson.Int(r, &in.A)
 		case "s":
 			strictjson.String(r, &in.S)
 		case "ce":
-			strictjson.Unmarshal(r, &in.Ce)
+			r.Unmarshal(in.Ce.UnmarshalJSON)
 		}
-	})
+	}
 }
 
 func readSample(r *strictjson.Reader, s *sample) {
-	r.Object(sampleStruct, func(name string) {
-		switch name {
+	for f := r.Object(sampleStruct); f.Next(); {
+		switch f.Name() {
 		case "s":
 			strictjson.String(r, &s.S)
 		case "n":
@@ -101,25 +101,33 @@ func readSample(r *strictjson.Reader, s *sample) {
 		case "in":
 			readInner(r, &s.In)
 		case "p":
-			strictjson.Pointer(r, &s.P, readInner)
+			if strictjson.Pointer(r, &s.P) {
+				readInner(r, s.P)
+			}
 		case "l":
-			strictjson.Slice(r, &s.L, readInner)
+			for e := strictjson.Slice(r, &s.L); e.Next(); {
+				readInner(r, e.Elem())
+			}
 		case "sl":
-			strictjson.Slice(r, &s.SL, strictjson.String[string])
+			for e := strictjson.Slice(r, &s.SL); e.Next(); {
+				strictjson.String(r, e.Elem())
+			}
 		case "t":
-			strictjson.Unmarshal(r, &s.T)
+			r.Unmarshal(s.T.UnmarshalJSON)
 		case "code":
-			strictjson.Text(r, &s.Code)
+			strictjson.Text[code](r, s.Code.UnmarshalText)
 		case "ce":
-			strictjson.Unmarshal(r, &s.Ce)
+			r.Unmarshal(s.Ce.UnmarshalJSON)
 		case "pce":
-			strictjson.Pointer(r, &s.PCe, strictjson.Unmarshal[cents])
+			if strictjson.Pointer(r, &s.PCe) {
+				r.Unmarshal(s.PCe.UnmarshalJSON)
+			}
 		case "raw":
 			s.Raw = r.Raw()
 		case "Name":
 			strictjson.String(r, &s.Name)
 		}
-	})
+	}
 }
 
 // decodeOracle is what the Reader stands in for: a strict Decoder, and

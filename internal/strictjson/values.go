@@ -1,7 +1,6 @@
 package strictjson
 
 import (
-	"encoding"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -14,6 +13,7 @@ import (
 // encoding/json reads them.
 type Struct struct {
 	typ   reflect.Type
+	name  string // the type's, as errors name it
 	names []string
 }
 
@@ -27,7 +27,7 @@ func StructOf[T any]() *Struct {
 	if t.Kind() != reflect.Struct {
 		panic(fmt.Sprintf("strictjson: %s is not a struct", t))
 	}
-	s := &Struct{typ: t}
+	s := &Struct{typ: t, name: t.Name()}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Anonymous {
@@ -60,104 +60,156 @@ func StructOf[T any]() *Struct {
 // Names are the JSON names of the struct's fields, in their order.
 func (s *Struct) Names() []string { return slices.Clone(s.names) }
 
-// field is the name of the field that key stands for, or "": the field
-// of that exact name, else the first whose name matches it without
+// field is the index of the field that key stands for, or -1: the
+// field of that exact name, else the first whose name matches it without
 // regard to case. hint is where to look first: keys usually come in
 // the order of the fields.
-func (s *Struct) field(key []byte, hint int) (string, int) {
+func (s *Struct) field(key []byte, hint int) int {
 	if hint < len(s.names) && string(key) == s.names[hint] {
-		return s.names[hint], hint + 1
+		return hint
 	}
 	for i, n := range s.names {
 		if string(key) == n {
-			return n, i + 1
+			return i
 		}
 	}
 	for i, n := range s.names {
 		if strings.EqualFold(string(key), n) {
-			return n, i + 1
+			return i
 		}
 	}
-	return "", hint
+	return -1
 }
 
-// Object reads an object into a struct of type s: for each key that
-// names one of its fields, in the object's order, it calls field with
-// that field's JSON name, and field reads the key's value with one typed
-// read. null leaves the struct as it is; any other value is a type
-// error.
-func (r *Reader) Object(s *Struct, field func(name string)) {
+// Fields reads an object into a struct, key by key; see Object.
+type Fields struct {
+	r *Reader
+	s *Struct
+	// field is the index in s.names of the field being read, or -1. (Not
+	// its name: a string kept here and put in a panic's message would
+	// tell escape analysis that r may leak too.)
+	field int
+	at    int // where its value begins
+	hint  int
+	// npath is the depth of the reader's error context outside the
+	// object, put back after each field.
+	npath int
+	open  bool // between the braces
+	first bool // before the first key
+}
+
+// Object begins reading an object into a struct of type s:
+//
+//	for f := r.Object(s); f.Next(); {
+//		switch f.Name() {
+//		case "id": strictjson.String(r, &v.ID)
+//		…
+//
+// Next moves to each key, in the object's order, that names one of the
+// struct's fields, and one typed read must then read its value. Unknown
+// keys are errors and skipped. null leaves the struct as it is; any
+// other value is a type error.
+func (r *Reader) Object(s *Struct) Fields {
+	f := Fields{r: r, s: s, field: -1}
 	c, ok := r.start()
 	if !ok {
-		return
+		return f
 	}
 	switch c {
 	case '{':
 	case 'n':
 		r.null()
-		return
+		return f
 	default:
 		r.mismatch(c, s.typ)
-		return
+		return f
 	}
 	r.off++
 	if !r.enter() {
-		return
+		return f
 	}
-	if r.next() == '}' {
-		r.off++
-		r.leave()
-		return
+	f.open, f.first = true, true
+	f.npath = r.npath
+	return f
+}
+
+// Name is the JSON name of the field Next moved to.
+func (f *Fields) Name() string { return f.s.names[f.field] }
+
+// Next moves to the next key that names a field, or past the object's
+// end, and says whether it found one.
+func (f *Fields) Next() bool {
+	r := f.r
+	if !f.open {
+		return false
 	}
-	inStruct, npath := r.inStruct, r.npath
-	hint := 0
+	if f.field >= 0 {
+		if r.off == f.at && !r.bad {
+			panic(fmt.Sprintf("strictjson: nothing read the value of %s's field %q", f.s.typ, f.s.names[f.field]))
+		}
+		r.npath = f.npath
+		f.field = -1
+	}
 	for {
-		if r.next() != '"' {
+		if r.bad {
+			f.open = false
+			return false
+		}
+		c := r.next()
+		switch {
+		case f.first:
+			f.first = false
+			if c == '}' {
+				return f.close()
+			}
+		case c == ',':
+			r.off++
+			c = r.next()
+		case c == '}':
+			return f.close()
+		default:
 			r.invalid()
-			return
+			f.open = false
+			return false
+		}
+		if c != '"' {
+			r.invalid()
+			f.open = false
+			return false
 		}
 		raw, plain, ok := r.scanString()
 		if !ok {
-			return
+			f.open = false
+			return false
 		}
 		if r.next() != ':' {
 			r.invalid()
-			return
+			f.open = false
+			return false
 		}
 		r.off++
 		key := unquote(raw, plain)
-		var name string
-		name, hint = s.field(key, hint)
+		i := f.s.field(key, f.hint)
 		switch {
-		case name == "":
+		case i < 0:
 			r.save(fmt.Errorf("json: unknown field %q", key))
 			r.skip()
+			continue
 		case r.abort != nil:
 			r.skip()
-		default:
-			r.push(s, name)
-			at := r.off
-			field(name)
-			if r.off == at && !r.bad {
-				panic(fmt.Sprintf("strictjson: nothing read the value of %s's field %q", s.typ, name))
-			}
-			r.inStruct, r.npath = inStruct, npath
+			continue
 		}
-		if r.bad {
-			return
-		}
-		switch r.next() {
-		case ',':
-			r.off++
-		case '}':
-			r.off++
-			r.leave()
-			return
-		default:
-			r.invalid()
-			return
-		}
+		r.push(f.s, f.s.names[i])
+		f.field, f.hint, f.at = i, i+1, r.off
+		return true
 	}
+}
+
+func (f *Fields) close() bool {
+	f.r.off++
+	f.r.leave()
+	f.open = false
+	return false
 }
 
 // String reads a string. null leaves *p as it is.
@@ -206,28 +258,24 @@ func Int(r *Reader, p *int) {
 }
 
 // Unmarshal hands the next value, whatever it is, null included, to
-// *p's UnmarshalJSON; an error there ends decoding.
-func Unmarshal[T any, PT interface {
-	*T
-	json.Unmarshaler
-}](r *Reader, p *T) {
+// unmarshal, a value's UnmarshalJSON method (r.Unmarshal(v.UnmarshalJSON)
+// keeps v off the heap, where a json.Unmarshaler would not); an error
+// there ends decoding.
+func (r *Reader) Unmarshal(unmarshal func([]byte) error) {
 	if _, ok := r.start(); !ok {
 		return
 	}
 	if b := r.raw(); !r.bad {
-		if err := PT(p).UnmarshalJSON(b); err != nil {
+		if err := unmarshal(b); err != nil {
 			r.fail(err)
 		}
 	}
 }
 
-// Text hands a string's contents to *p's UnmarshalText; an error there
-// ends decoding. null leaves *p as it is; any other value is a type
-// error.
-func Text[T any, PT interface {
-	*T
-	encoding.TextUnmarshaler
-}](r *Reader, p *T) {
+// Text hands a string's contents to unmarshal, the UnmarshalText method
+// of a value of type T; an error there ends decoding. null leaves the
+// value as it is; any other value is a type error.
+func Text[T any](r *Reader, unmarshal func([]byte) error) {
 	c, ok := r.start()
 	if !ok {
 		return
@@ -235,7 +283,7 @@ func Text[T any, PT interface {
 	switch c {
 	case '"':
 		if raw, plain, ok := r.scanString(); ok {
-			if err := PT(p).UnmarshalText(unquote(raw, plain)); err != nil {
+			if err := unmarshal(unquote(raw, plain)); err != nil {
 				r.fail(err)
 			}
 		}
@@ -256,15 +304,34 @@ func (r *Reader) Raw() []byte {
 	return r.raw()
 }
 
-// Slice reads an array into a slice, each element with elem, as
-// encoding/json does: into the elements already there while they last,
-// then into new ones, the slice cut to the array's length (an empty
-// array makes a new, empty slice). null makes the slice nil; any other
-// value is a type error.
-func Slice[E any](r *Reader, p *[]E, elem func(*Reader, *E)) {
+// Elems reads an array into a slice, element by element; see Slice.
+type Elems[E any] struct {
+	r *Reader
+	// p is the slice read into, worked on in place as encoding/json
+	// does. (A copy kept here and written back would tell escape
+	// analysis that r and the slice's owner may leak.)
+	p     *[]E
+	i     int // the element being read
+	at    int // where it begins
+	open  bool
+	first bool
+}
+
+// Slice begins reading an array into a slice:
+//
+//	for e := strictjson.Slice(r, &v.Units); e.Next(); {
+//		readUnit(r, e.Elem())
+//	}
+//
+// reading each element, as encoding/json does, into the element already
+// there while they last, then into new ones; the slice is cut to the
+// array's length (an empty array makes a new, empty slice). null makes
+// the slice nil; any other value is a type error.
+func Slice[E any](r *Reader, p *[]E) Elems[E] {
+	e := Elems[E]{r: r, p: p}
 	c, ok := r.start()
 	if !ok {
-		return
+		return e
 	}
 	switch c {
 	case '[':
@@ -272,71 +339,92 @@ func Slice[E any](r *Reader, p *[]E, elem func(*Reader, *E)) {
 		if r.null() {
 			*p = nil
 		}
-		return
+		return e
 	default:
 		r.mismatch(c, reflect.TypeFor[[]E]())
-		return
+		return e
 	}
 	r.off++
 	if !r.enter() {
-		return
+		return e
 	}
-	s := *p
-	i := 0
-	if r.next() == ']' {
-		r.off++
-	} else {
-		for {
-			if i == cap(s) {
-				s = slices.Grow(s, 1)
-			}
-			if i >= len(s) {
-				s = s[:i+1]
-			}
-			at := r.off
-			elem(r, &s[i])
-			if r.off == at && !r.bad {
-				panic(fmt.Sprintf("strictjson: nothing read element %d of a %T", i, s))
-			}
-			i++
-			if r.bad {
-				return
-			}
-			c := r.next()
-			if c == ']' {
-				r.off++
-				break
-			}
-			if c != ',' {
-				r.invalid()
-				return
-			}
-			r.off++
-		}
-	}
-	r.leave()
-	if i == 0 {
-		s = make([]E, 0)
-	}
-	*p = s[:i]
+	e.open, e.first = true, true
+	return e
 }
 
-// Pointer reads a value through a pointer, with read: null makes the
-// pointer nil; anything else is read into what it points to, made new
-// if it is nil.
-func Pointer[T any](r *Reader, p **T, read func(*Reader, *T)) {
+// Elem is the element Next moved to.
+func (e *Elems[E]) Elem() *E { return &(*e.p)[e.i] }
+
+// Next moves to the next element, or past the array's end, and says
+// whether there is one; one typed read must then read it.
+func (e *Elems[E]) Next() bool {
+	r := e.r
+	if !e.open {
+		return false
+	}
+	if e.first {
+		e.first = false
+		if r.next() == ']' {
+			return e.close()
+		}
+	} else {
+		if r.off == e.at && !r.bad {
+			panic(fmt.Sprintf("strictjson: nothing read element %d of a %s", e.i, reflect.TypeFor[[]E]()))
+		}
+		e.i++
+		c := r.next()
+		switch {
+		case r.bad:
+		case c == ']':
+			return e.close()
+		case c == ',':
+			r.off++
+		default:
+			r.invalid()
+		}
+		if r.bad {
+			e.open = false
+			return false
+		}
+	}
+	if e.i == cap(*e.p) {
+		*e.p = slices.Grow(*e.p, 1)
+	}
+	if e.i >= len(*e.p) {
+		*e.p = (*e.p)[:e.i+1]
+	}
+	e.at = r.off
+	return true
+}
+
+func (e *Elems[E]) close() bool {
+	e.r.off++
+	e.r.leave()
+	e.open = false
+	if e.i == 0 {
+		*e.p = make([]E, 0)
+	} else {
+		*e.p = (*e.p)[:e.i]
+	}
+	return false
+}
+
+// Pointer begins reading a value through a pointer: null makes it nil;
+// anything else is to be read, with one typed read, into what it points
+// to, made new if it is nil, and Pointer says so.
+func Pointer[T any](r *Reader, p **T) bool {
 	c, ok := r.start()
 	if !ok {
-		return
+		return false
 	}
 	if c == 'n' {
 		if r.null() {
 			*p = nil
 		}
-		return
+		return false
 	}
 	if *p == nil {
 		*p = new(T)
 	}
-	read(r, *p)
+	return true
 }
