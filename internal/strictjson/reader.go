@@ -18,9 +18,11 @@ package strictjson
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"strconv"
 	"strings"
@@ -336,6 +338,17 @@ func (r *Reader) scanString() (raw []byte, plain, ok bool) {
 	plain = true
 	ascii := true
 	for i := r.off + 1; i < len(d); i++ {
+		// Eight bytes at a time, to the first that needs a look.
+		for i+8 <= len(d) {
+			if m := specials(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i == len(d) {
+			break
+		}
 		c := d[i]
 		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
 			continue
@@ -376,6 +389,16 @@ func (r *Reader) scanString() (raw []byte, plain, ok bool) {
 	}
 	r.invalid()
 	return nil, false, false
+}
+
+// specials marks, in the high bit of each of eight bytes of a string
+// (the first in the lowest), those that scanString must look at: a
+// quote, a backslash, a control character, or one of a multi-byte
+// sequence. A mark may be false only above a true one.
+func specials(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, b := x^'"'*ones, x^'\\'*ones
+	return ((x - 0x20*ones) | (q-ones)&^q | (b-ones)&^b | x) & highs
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
