@@ -1,15 +1,15 @@
 package domain
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/packledger/packledger/internal/strictjson"
 )
 
 // Event is one immutable fact. Its type name is part of the stored record
@@ -205,37 +205,9 @@ func (BreakageRecognized) EventType() string { return "BreakageRecognized" }
 func (BreakageReversed) EventType() string   { return "BreakageReversed" }
 func (ReceiptClaimed) EventType() string     { return "ReceiptClaimed" }
 
-// decoders maps a stored type name to a decoder of its data.
-var decoders = map[string]func([]byte) (Event, error){
-	"PlanDefined":        decodeAs[PlanDefined],
-	"PlanRetired":        decodeAs[PlanRetired],
-	"PackageSold":        decodeAs[PackageSold],
-	"PaymentRecorded":    decodeAs[PaymentRecorded],
-	"PaymentVoided":      decodeAs[PaymentVoided],
-	"PackageActivated":   decodeAs[PackageActivated],
-	"VisitRedeemed":      decodeAs[VisitRedeemed],
-	"RedemptionReversed": decodeAs[RedemptionReversed],
-	"PackageRefunded":    decodeAs[PackageRefunded],
-	"PackageExpired":     decodeAs[PackageExpired],
-	"BreakageRecognized": decodeAs[BreakageRecognized],
-	"BreakageReversed":   decodeAs[BreakageReversed],
-	"ReceiptClaimed":     decodeAs[ReceiptClaimed],
-}
-
-func decodeAs[T Event](b []byte) (Event, error) {
-	var e T
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&e); err != nil {
-		return nil, err
-	}
-	// One value and nothing after it: data holding a second value would be
-	// read one way here and maybe another way by another reader.
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the event")
-	}
-	return e, nil
-}
+// errTrailing refuses data holding a second value after the event's:
+// it would be read one way here and maybe another way by another reader.
+var errTrailing = errors.New("trailing data after the event")
 
 // EncodeEvent returns the stored form of an event's data.
 func EncodeEvent(e Event) ([]byte, error) {
@@ -249,13 +221,16 @@ func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 	if schema != SchemaVersion {
 		return nil, fmt.Errorf("event %s: unknown schema version %d", typ, schema)
 	}
-	dec, ok := decoders[typ]
+	r := strictjson.NewReader(data)
+	e, ok := readEvent(&r, typ)
 	if !ok {
 		return nil, fmt.Errorf("unknown event type %q", typ)
 	}
-	e, err := dec(data)
-	if err != nil {
+	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	if r.More() {
+		return nil, fmt.Errorf("decode %s: %w", typ, errTrailing)
 	}
 	return e, nil
 }

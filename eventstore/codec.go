@@ -1,17 +1,17 @@
 package eventstore
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/internal/strictjson"
 )
 
 // Headers carried by every ledger message besides the body.
@@ -44,20 +44,26 @@ func Encode(env domain.Envelope) (body []byte, hash string, err error) {
 // HashOf is the chain hash of a stored body.
 func HashOf(body []byte) string {
 	h := sha256.Sum256(body)
-	return hex.EncodeToString(h[:])
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], h[:])
+	return string(hx[:])
 }
 
 // Decode reads a stored message into an envelope, checking that its hash
 // header, when present, matches its body, and that it belongs to the
-// subject it was stored on.
+// subject it was stored on. The envelope's Data shares body's bytes.
+//
+// It reads as encoding/json's strict Decoder read an envelope and then
+// its event (see internal/strictjson): the same envelopes, the same
+// refusals, the same errors, in one pass over each.
 func Decode(subject string, seq uint64, header nats.Header, body []byte) (domain.Envelope, error) {
 	var env domain.Envelope
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&env); err != nil {
+	r := strictjson.NewReader(body)
+	readEnvelope(&r, &env)
+	if err := r.Err(); err != nil {
 		return env, fmt.Errorf("seq %d on %s: decode envelope: %w", seq, subject, err)
 	}
-	if _, err := d.Token(); err != io.EOF {
+	if r.More() {
 		return env, fmt.Errorf("seq %d on %s: trailing data after envelope", seq, subject)
 	}
 	env.Seq, env.Subject, env.Hash = seq, subject, HashOf(body)
@@ -71,6 +77,52 @@ func Decode(subject string, seq uint64, header nats.Header, body []byte) (domain
 	}
 	env.Event = ev
 	return env, nil
+}
+
+var (
+	envelopeFields = strictjson.StructOf[domain.Envelope]()
+	actorFields    = strictjson.StructOf[domain.Actor]()
+)
+
+// readEnvelope reads a stored body's fields; its data stays raw.
+func readEnvelope(r *strictjson.Reader, env *domain.Envelope) {
+	for f := r.Object(envelopeFields); f.Next(); {
+		switch f.Name() {
+		case "id":
+			strictjson.Text[uuid.UUID](r, env.ID.UnmarshalText)
+		case "type":
+			strictjson.String(r, &env.Type)
+		case "schema":
+			strictjson.Int(r, &env.Schema)
+		case "dealer":
+			strictjson.String(r, &env.Dealer)
+		case "store":
+			strictjson.String(r, &env.Store)
+		case "aggregate":
+			strictjson.String(r, &env.Aggregate)
+		case "business_time":
+			r.Unmarshal(env.BusinessTime.UnmarshalJSON)
+		case "recorded_at":
+			r.Unmarshal(env.RecordedAt.UnmarshalJSON)
+		case "actor":
+			for a := r.Object(actorFields); a.Next(); {
+				switch a.Name() {
+				case "id":
+					strictjson.String(r, &env.Actor.ID)
+				case "role":
+					strictjson.String(r, &env.Actor.Role)
+				}
+			}
+		case "idempotency_key":
+			strictjson.String(r, &env.Key)
+		case "request":
+			strictjson.String(r, &env.Request)
+		case "prev":
+			strictjson.String(r, &env.Prev)
+		case "data":
+			env.Data = r.Raw()
+		}
+	}
 }
 
 // seqHeader reads a numeric header.
