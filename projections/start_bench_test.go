@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -21,14 +19,7 @@ import (
 // (default 5,000 packages, some 47,000 events). The stream is written
 // without fsync, to fill it quickly; reading does not depend on it.
 func BenchmarkRunner_Start(b *testing.B) {
-	packages := 5000
-	if s := os.Getenv("PACKLEDGER_BENCH_PACKAGES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		packages = n
-	}
+	packages := eventstoretest.BenchPackages(b, 5000)
 	_, nc := eventstoretest.RunServerSync(b, b.TempDir(), false)
 	sg := eventstoretest.NewSigner(b)
 	st := eventstoretest.Open(b, nc, "demo", sg)
