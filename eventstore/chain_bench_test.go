@@ -63,7 +63,7 @@ func BenchmarkChains_HeapPerPackage(b *testing.B) {
 	c := eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: packages, Seed: 4, Signer: sg})
 	ring := eventstore.NewKeyring(sg.Public())
 	for b.Loop() {
-		before := liveHeap()
+		before := eventstoretest.LiveHeap()
 		ch := eventstore.NewChains(ring)
 		// Decoded one at a time: what the chains keep of an event counts.
 		for i, r := range c.Records {
@@ -75,16 +75,8 @@ func BenchmarkChains_HeapPerPackage(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		after := liveHeap()
+		after := eventstoretest.LiveHeap()
 		runtime.KeepAlive(ch)
 		b.ReportMetric(float64(after-before)/packages, "B/pkg")
 	}
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

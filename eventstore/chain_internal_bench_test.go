@@ -1,6 +1,12 @@
 package eventstore
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/google/uuid"
@@ -73,4 +79,39 @@ func bookkeepingEnvs(b *testing.B, packages int) []domain.Envelope {
 		}
 	}
 	return envs
+}
+
+// BenchmarkRestoreChains is reading back the chain state of a large
+// ledger (PACKLEDGER_BENCH_PACKAGES packages, default 200,000, each with
+// a receipt and its claim), per package, and its size.
+func BenchmarkRestoreChains(b *testing.B) {
+	n := 200000
+	if s := os.Getenv("PACKLEDGER_BENCH_PACKAGES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = v
+	}
+	c := NewChains(NewKeyring())
+	s := Subjects{Dealer: "demo"}
+	var h [32]byte
+	for i := range n {
+		id := uuid.New()
+		binary.BigEndian.PutUint64(h[:], uint64(i))
+		c.last.set(s.Package(id.String()), hex.EncodeToString(h[:]))
+		c.last.set(s.Receipt(fmt.Sprintf("R%08d", i)), hex.EncodeToString(h[:]))
+		c.claimed.add(uuid.New())
+	}
+	data := c.Snapshot().AppendTo(nil)
+	c = nil
+	runtime.GC()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := RestoreChains(NewKeyring(), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/pkg")
+	b.ReportMetric(float64(len(data))/float64(n), "bytes/pkg")
 }

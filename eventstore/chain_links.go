@@ -23,8 +23,11 @@ type links struct {
 	prefix string
 	pkgs   cow.Vec[pkgLink]
 	pkgIdx *cow.Index[uuid.UUID]
-	subs   cow.Vec[subLink]
+	subs   cow.Vec[subLink] // by key: see subKey
 	subIdx *cow.Index[string]
+	// rprefix is "ledger.<dealer>.receipts." of the first receipt met;
+	// a receipt's subject under it is kept by its token alone.
+	rprefix string
 	// odd holds hashes that are not 64 lower-case hex digits (a test's
 	// "h1"), which a [32]byte cannot keep; it wins over an entry.
 	odd       map[string]string
@@ -46,14 +49,51 @@ type pkgLink struct {
 }
 
 type subLink struct {
-	subject string
-	hash    [32]byte
+	key  string // subKey of the subject
+	hash [32]byte
+}
+
+// subKey is how a subject other than a package's is kept: a receipt's by
+// its token (a token has no '.', a subject always has, so no two subjects
+// share a key), any other by itself.
+func (l *links) subKey(subject string) string {
+	if l.rprefix == "" {
+		if p, ok := receiptPrefix(subject); ok {
+			l.rprefix = strings.Clone(p)
+		}
+	}
+	if tok, ok := strings.CutPrefix(subject, l.rprefix); ok && l.rprefix != "" && tok != "" && !strings.Contains(tok, ".") {
+		return tok
+	}
+	return subject
+}
+
+// subject is the subject a key stands for.
+func (l *links) subject(key string) string {
+	if strings.Contains(key, ".") {
+		return key
+	}
+	return l.rprefix + key
+}
+
+// receiptPrefix is "ledger.<token>.receipts." of a receipt's subject.
+func receiptPrefix(subject string) (string, bool) {
+	const head, mid = "ledger.", ".receipts."
+	rest, ok := strings.CutPrefix(subject, head)
+	if !ok {
+		return "", false
+	}
+	i := strings.IndexByte(rest, '.')
+	if i <= 0 || !strings.HasPrefix(rest[i:], mid) || strings.ContainsAny(rest[:i], "*>") {
+		return "", false
+	}
+	return subject[:len(head)+i+len(mid)], true
 }
 
 func newLinks() *links {
 	l := &links{odd: map[string]string{}}
 	l.pkgIdx = cow.NewIndex(func(pos int32) uuid.UUID { return l.pkgs.At(int(pos)).id })
-	l.subIdx = cow.NewIndex(func(pos int32) string { return l.subs.At(int(pos)).subject })
+	l.subIdx = cow.NewIndex(func(pos int32) string { return l.subs.At(int(pos)).key })
 	return l
 }
 
@@ -157,7 +197,7 @@ func (l *links) find(subject string) (*[32]byte, bool) {
 		if c.isPkg {
 			c.pos, c.found = l.pkgIdx.Get(c.id)
 		} else {
-			c.pos, c.found = l.subIdx.Get(subject)
+			c.pos, c.found = l.subIdx.Get(l.subKey(subject))
 		}
 	}
 	switch {
@@ -230,8 +270,12 @@ func (l *links) set(subject, hash string) {
 		return
 	}
 	c.pos = int32(l.subs.Len())
-	l.subIdx.Put(subject, c.pos)
-	l.subs.Append(subLink{subject: subject, hash: b})
+	key := l.subKey(subject)
+	if key != subject {
+		key = strings.Clone(key) // not the whole subject it was cut from
+	}
+	l.subIdx.Put(key, c.pos)
+	l.subs.Append(subLink{key: key, hash: b})
 }
 
 // claims is the set of payments whose receipt claim was met valid.

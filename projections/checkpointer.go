@@ -25,7 +25,9 @@ type ResumableSource interface {
 	Source
 	Snapshot() (appendTo func(b []byte) []byte)
 	Release()
-	Restore(data []byte, seq uint64) error
+	// Restore reads the source's state from a checkpoint and returns
+	// what puts it in place, changing nothing until then.
+	Restore(data []byte, seq uint64) (commit func(), err error)
 }
 
 // CheckpointPolicy says when the runner writes a checkpoint: after Every
@@ -104,16 +106,24 @@ func (r *Runner) resume(ctx context.Context) {
 		if len(parts) != 2 {
 			return fmt.Errorf("it has %d parts, not 2", len(parts))
 		}
+		// The two parts read at once: each is a second or so for a
+		// million packages.
+		var commit func()
+		var ferr error
+		feedDone := make(chan struct{})
+		go func() {
+			defer close(feedDone)
+			commit, ferr = c.src.Restore(parts[1], seq)
+		}()
 		m, err := decodeModel(r.model.tz, parts[0])
-		if err != nil {
+		<-feedDone
+		if err = errors.Join(err, ferr); err != nil {
 			return err
 		}
 		if m.lastSeq != seq {
 			return fmt.Errorf("it covers seq %d but its read models seq %d", seq, m.lastSeq)
 		}
-		if err := c.src.Restore(parts[1], seq); err != nil {
-			return err
-		}
+		commit()
 		r.mu.Lock()
 		r.model, r.applied = m, seq
 		c.status.Seq = seq

@@ -162,26 +162,29 @@ func addTo(sum *int64, amount domain.Money) bool {
 }
 
 func (d *DailyClose) payment(day int32, store, cashier, method uint32, amount domain.Money) {
-	d.write()
-	k := lineKey{day, store, cashier, method}
-	l := d.lines[k]
-	l.payCount++
-	if !addTo(&l.payments, amount) {
-		o := d.odd[k]
-		o.pay = o.pay.Add(amount)
-		d.odd[k] = o
-	}
-	d.lines[k] = l
+	d.take(lineKey{day, store, cashier, method}, amount, false)
 }
 
 func (d *DailyClose) void(day int32, store, cashier, method uint32, amount domain.Money) {
+	d.take(lineKey{day, store, cashier, method}, amount, true)
+}
+
+// take counts a payment, or a void, on a line.
+func (d *DailyClose) take(k lineKey, amount domain.Money, void bool) {
 	d.write()
-	k := lineKey{day, store, cashier, method}
 	l := d.lines[k]
-	l.voidCount++
-	if !addTo(&l.voids, amount) {
+	sum, count := &l.payments, &l.payCount
+	if void {
+		sum, count = &l.voids, &l.voidCount
+	}
+	*count++
+	if !addTo(sum, amount) {
 		o := d.odd[k]
-		o.void = o.void.Add(amount)
+		if void {
+			o.void = o.void.Add(amount)
+		} else {
+			o.pay = o.pay.Add(amount)
+		}
 		d.odd[k] = o
 	}
 	d.lines[k] = l

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strings"
 	"time"
@@ -96,6 +97,10 @@ type planCopy struct {
 	units  []domain.UnitSpec
 	values []int64 // the units' values, in cents
 	price  int64   // the sale's price, in cents
+	// The plan and units as the first sale stored them: a later sale
+	// storing the same bytes decoded to the same copy, which a byte
+	// comparison tells far more cheaply than the amounts one by one.
+	rawPlan, rawUnits []byte
 }
 
 type planCopies struct {
@@ -107,17 +112,28 @@ func newPlanCopies() planCopies { return planCopies{byCode: map[string][]*planCo
 
 // of returns the kept copy equal to plan, units and price, keeping them
 // if there is none; false if an amount is not whole cents.
-func (pc *planCopies) of(plan domain.Plan, units []domain.UnitSpec, price domain.Money) (*planCopy, bool) {
+func (pc *planCopies) of(plan domain.Plan, units []domain.UnitSpec, price domain.Money, data []byte) (*planCopy, bool) {
 	cents, ok := centsOf(price)
 	if !ok {
 		return nil, false
 	}
+	rawPlan, rawUnits := saleParts(data)
 	for _, c := range pc.byCode[plan.Code] {
-		if c.price == cents && samePlan(c.plan, plan) && sameUnits(c.units, units) {
+		if c.price != cents {
+			continue
+		}
+		if rawPlan != nil && bytes.Equal(rawPlan, c.rawPlan) && bytes.Equal(rawUnits, c.rawUnits) {
+			return c, true
+		}
+		if samePlan(c.plan, plan) && sameUnits(c.units, units) {
+			if c.rawPlan == nil && rawPlan != nil { // a copy read from a checkpoint
+				c.rawPlan, c.rawUnits = bytes.Clone(rawPlan), bytes.Clone(rawUnits)
+			}
 			return c, true
 		}
 	}
-	c := &planCopy{ord: len(pc.list), plan: plan, units: units, values: make([]int64, len(units)), price: cents}
+	c := &planCopy{ord: len(pc.list), plan: plan, units: units, values: make([]int64, len(units)), price: cents,
+		rawPlan: bytes.Clone(rawPlan), rawUnits: bytes.Clone(rawUnits)}
 	if sameUnits(plan.Units, units) {
 		c.units = plan.Units // the sale's units are its plan's, as Decide makes them
 	}
@@ -131,6 +147,29 @@ func (pc *planCopies) of(plan domain.Plan, units []domain.UnitSpec, price domain
 	pc.list = append(pc.list, c)
 	pc.byCode[plan.Code] = append(pc.byCode[plan.Code], c)
 	return c, true
+}
+
+// saleParts finds the plan and the units in a PackageSold's stored data
+// as domain.EncodeEvent writes it: {"package_id":"…","plan":{…},
+// "customer":…,"units":[…],"advisor":…}. Neither a JSON string (whose
+// quotes are escaped) nor the plan holds the keys it looks for. Data of
+// another shape gives nil, and the amounts are compared instead.
+func saleParts(data []byte) (plan, units []byte) {
+	const head = `{"package_id":"00000000-0000-0000-0000-000000000000","plan":`
+	if len(data) < len(head) || !bytes.HasPrefix(data, []byte(`{"package_id":"`)) || string(data[51:len(head)]) != `","plan":` {
+		return nil, nil
+	}
+	rest := data[len(head):]
+	end := bytes.Index(rest, []byte(`,"customer":`))
+	adv := bytes.LastIndex(data, []byte(`,"advisor":`))
+	if end < 0 || adv < 0 {
+		return nil, nil
+	}
+	u := bytes.LastIndex(data[:adv], []byte(`,"units":`))
+	if u < len(head)+end {
+		return nil, nil
+	}
+	return rest[:end], data[u:adv]
 }
 
 // samePlan reports whether two plan copies show and compute alike: equal

@@ -348,7 +348,7 @@ func (m *Model) compactSale(next *pack, env domain.Envelope, e domain.PackageSol
 	if len(e.Units) > math.MaxUint16 {
 		return false
 	}
-	pc, ok := m.copies.of(e.Plan, e.Units, e.Price)
+	pc, ok := m.copies.of(e.Plan, e.Units, e.Price, env.Data)
 	if !ok {
 		return false
 	}

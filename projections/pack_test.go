@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/packledger/packledger/domain"
+	"github.com/packledger/packledger/eventstore/eventstoretest"
 	"github.com/packledger/packledger/projections"
 )
 
@@ -262,5 +264,41 @@ func TestModel_CompactMatchesDomain_AnyHistory(t *testing.T) {
 		t.Run("", func(t *testing.T) {
 			requireSameAsReference(t, ref, m)
 		})
+	}
+}
+
+// TestModel_PlanCopiesFromStoredSales: sales decoded from stored events
+// share their plan copy only when the plan, units and price they stored
+// are the same; each package shows the plan its own sale stored.
+func TestModel_PlanCopiesFromStoredSales(t *testing.T) {
+	c := eventstoretest.NewCorpus(t, eventstoretest.CorpusConfig{Packages: 200, Seed: seedFor(t)})
+	m := projections.NewModel(shanghai)
+	sold := map[uuid.UUID]domain.Plan{}
+	for i, r := range c.Records {
+		env, err := r.Decode(uint64(i + 1))
+		require.NoError(t, err)
+		if s, ok := env.Event.(domain.PackageSold); ok && i%3 == 0 {
+			// Another copy of the plan under the same code, stored as
+			// the store would store it.
+			s.Plan.Name += fmt.Sprintf(" (%d)", i%2)
+			if i%2 == 0 {
+				s.Plan.Gifts = append(s.Plan.Gifts, "mats")
+			}
+			env.Event = s
+			env.Data, err = domain.EncodeEvent(s)
+			require.NoError(t, err)
+		}
+		if s, ok := env.Event.(domain.PackageSold); ok {
+			sold[s.PackageID] = s.Plan
+		}
+		m.Apply(env)
+	}
+	require.Len(t, sold, 200)
+	for id, plan := range sold {
+		p, ok := m.Package(id)
+		require.True(t, ok)
+		want, _ := json.Marshal(plan)
+		got, _ := json.Marshal(p.Plan)
+		require.Equal(t, string(want), string(got), "package %s", id)
 	}
 }

@@ -1,9 +1,7 @@
 package projections_test
 
 import (
-	"os"
 	"runtime"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -63,28 +61,13 @@ func BenchmarkModel_HeapPerPackage(b *testing.B) {
 	const packages = 20000
 	c := eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: packages, Seed: 2})
 	for b.Loop() {
-		before := liveHeap()
-		m := projections.NewModel(shanghai)
-		for i, r := range c.Records {
-			env, err := r.Decode(uint64(i + 1))
-			if err != nil {
-				b.Fatal(err)
-			}
-			m.Apply(env)
-		}
-		after := liveHeap()
+		before := eventstoretest.LiveHeap()
+		m := rebuild(b, c)
+		after := eventstoretest.LiveHeap()
 		runtime.KeepAlive(m)
 		b.ReportMetric(float64(after-before)/packages, "B/pkg")
 		b.ReportMetric(float64(len(c.Records))/packages, "events/pkg")
 	}
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // BenchmarkModel_Checkpoint is writing a checkpoint of a rebuilt model,
@@ -92,14 +75,7 @@ func liveHeap() uint64 {
 // per package; and its size. PACKLEDGER_BENCH_PACKAGES sets how many
 // packages (default 50,000).
 func BenchmarkModel_Checkpoint(b *testing.B) {
-	packages := 50000
-	if s := os.Getenv("PACKLEDGER_BENCH_PACKAGES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		packages = n
-	}
+	packages := eventstoretest.BenchPackages(b, 50000)
 	data, enc := checkpointOf(b, packages)
 	runtime.GC()
 	var dec time.Duration
@@ -119,11 +95,10 @@ func BenchmarkModel_Checkpoint(b *testing.B) {
 	b.ReportMetric(float64(len(data))/float64(packages), "bytes/pkg")
 }
 
-// checkpointOf rebuilds a model of a corpus and encodes it, dropping all
-// but the encoding.
-func checkpointOf(b *testing.B, packages int) ([]byte, time.Duration) {
+// rebuild folds a corpus into a new model, each event decoded just before
+// it is applied.
+func rebuild(b *testing.B, c eventstoretest.Corpus) *projections.Model {
 	b.Helper()
-	c := eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: packages, Seed: 2})
 	m := projections.NewModel(shanghai)
 	for i, r := range c.Records {
 		env, err := r.Decode(uint64(i + 1))
@@ -132,6 +107,14 @@ func checkpointOf(b *testing.B, packages int) ([]byte, time.Duration) {
 		}
 		m.Apply(env)
 	}
+	return m
+}
+
+// checkpointOf rebuilds a model of a corpus and encodes it, dropping all
+// but the encoding.
+func checkpointOf(b *testing.B, packages int) ([]byte, time.Duration) {
+	b.Helper()
+	m := rebuild(b, eventstoretest.NewCorpus(b, eventstoretest.CorpusConfig{Packages: packages, Seed: 2}))
 	t0 := time.Now()
 	data, err := projections.SnapshotModel(m).Encode()
 	if err != nil {

@@ -3,11 +3,13 @@ package eventstoretest
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/packledger/packledger/domain"
 	"github.com/packledger/packledger/eventstore"
@@ -33,9 +35,10 @@ func (r Record) Header() nats.Header {
 	return h
 }
 
-// Decode decodes the record as stored at seq.
+// Decode decodes the record as stored at seq, its subject a string of its
+// own as a message read from NATS has: what keeps it is charged for it.
 func (r Record) Decode(seq uint64) (domain.Envelope, error) {
-	return eventstore.Decode(r.Subject, seq, r.Header(), r.Body)
+	return eventstore.Decode(strings.Clone(r.Subject), seq, r.Header(), r.Body)
 }
 
 // CorpusConfig shapes a generated history.
@@ -249,4 +252,25 @@ func (g *corpusGen) run(n int) error {
 		}
 	}
 	return nil
+}
+
+// Publish appends records to the ledger's stream on nc as the store
+// would, asynchronously and many in flight: the way to fill a stream with
+// a large corpus quickly. It returns once every one is acknowledged.
+func Publish(tb testing.TB, nc *nats.Conn, recs []Record) {
+	tb.Helper()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		tb.Fatalf("publish: %v", err)
+	}
+	for i, r := range recs {
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: r.Subject, Header: r.Header(), Data: r.Body}); err != nil {
+			tb.Fatalf("publish record %d: %v", i+1, err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(10 * time.Minute):
+		tb.Fatalf("publish: %d records not acknowledged", js.PublishAsyncPending())
+	}
 }

@@ -2,9 +2,9 @@ package cow
 
 import "hash/maphash"
 
-// Index finds positions by key in a flat open-addressed table of int32:
-// a few bytes an entry where a Go map of key to position would spend the
-// key's size and more. The keys stay where they are (in a Vec, most
+// Index finds positions by key in a flat open-addressed table of int32
+// and a tag byte: a few bytes an entry where a Go map of key to position
+// would spend the key's size and more. The keys stay where they are (in a Vec, most
 // often); key says which key a position holds.
 //
 // It is a plain table, not safe for concurrent use, and never takes a
@@ -12,9 +12,14 @@ import "hash/maphash"
 type Index[K comparable] struct {
 	seed  maphash.Seed
 	slots []int32 // position+1; 0 is empty
-	n     int
-	key   func(pos int32) K
+	// tags holds 8 bits of each slot's hash: a probe reads a key back
+	// only when they match, one time in 256 for a key not there.
+	tags []uint8
+	n    int
+	key  func(pos int32) K
 }
+
+func tagOf(h uint64) uint8 { return uint8(h >> 56) }
 
 // NewIndex returns an empty index over positions whose keys key gives.
 func NewIndex[K comparable](key func(pos int32) K) *Index[K] {
@@ -41,11 +46,12 @@ func (x *Index[K]) Put(k K, pos int32) {
 	if (x.n+1)*4 > len(x.slots)*3 {
 		x.grow()
 	}
-	i, found := x.find(k, maphash.Comparable(x.seed, k))
+	h := maphash.Comparable(x.seed, k)
+	i, found := x.find(k, h)
 	if !found {
 		x.n++
 	}
-	x.slots[i] = pos + 1
+	x.slots[i], x.tags[i] = pos+1, tagOf(h)
 }
 
 // GetOrPut returns the position of k if it has one, and otherwise makes
@@ -54,12 +60,13 @@ func (x *Index[K]) GetOrPut(k K, pos int32) (int32, bool) {
 	if (x.n+1)*4 > len(x.slots)*3 {
 		x.grow()
 	}
-	i, found := x.find(k, maphash.Comparable(x.seed, k))
+	h := maphash.Comparable(x.seed, k)
+	i, found := x.find(k, h)
 	if found {
 		return x.slots[i] - 1, true
 	}
 	x.n++
-	x.slots[i] = pos + 1
+	x.slots[i], x.tags[i] = pos+1, tagOf(h)
 	return pos, false
 }
 
@@ -73,13 +80,13 @@ func (x *Index[K]) Reserve(n int) {
 
 // find returns the slot holding k, or the empty slot where it belongs.
 func (x *Index[K]) find(k K, h uint64) (int, bool) {
-	mask := uint64(len(x.slots) - 1)
+	mask, tag := uint64(len(x.slots)-1), tagOf(h)
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := x.slots[i]
 		if s == 0 {
 			return int(i), false
 		}
-		if x.key(s-1) == k {
+		if x.tags[i] == tag && x.key(s-1) == k {
 			return int(i), true
 		}
 	}
@@ -91,16 +98,17 @@ func (x *Index[K]) grow() {
 		size = 16
 	}
 	old := x.slots
-	x.slots = make([]int32, size)
+	x.slots, x.tags = make([]int32, size), make([]uint8, size)
 	mask := uint64(size - 1)
 	for _, s := range old {
 		if s == 0 {
 			continue
 		}
-		i := maphash.Comparable(x.seed, x.key(s-1)) & mask
+		h := maphash.Comparable(x.seed, x.key(s-1))
+		i := h & mask
 		for x.slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		x.slots[i] = s
+		x.slots[i], x.tags[i] = s, tagOf(h)
 	}
 }
