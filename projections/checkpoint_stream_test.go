@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -90,13 +91,17 @@ func (b *logBuffer) String() string {
 // not nil, waits until it has caught up, and returns it with a stop that
 // ends it (and, with checkpoints, writes the last one).
 func (l *ckptLedger) run(ck *eventstore.Checkpoints, logs io.Writer) (*projections.Runner, func()) {
+	return l.runEvery(ck, logs, 1<<30)
+}
+
+func (l *ckptLedger) runEvery(ck *eventstore.Checkpoints, logs io.Writer, every int) (*projections.Runner, func()) {
 	l.t.Helper()
 	if logs == nil {
 		logs = io.Discard
 	}
 	r := projections.NewRunner(l.st.Feed(), projections.NewModel(shanghai), slog.New(slog.NewTextHandler(logs, nil)))
 	if ck != nil {
-		require.NoError(l.t, r.UseCheckpoints(ck, projections.CheckpointPolicy{Every: 1 << 30}))
+		require.NoError(l.t, r.UseCheckpoints(ck, projections.CheckpointPolicy{Every: every}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -181,6 +186,46 @@ func TestRunner_Checkpoint_ResumeEqualsReplay(t *testing.T) {
 	require.Equal(t, full.Status().AppliedSeq, st.AppliedSeq)
 	require.NotEmpty(t, full.Status().Findings, "the stream has foreign events")
 	require.Equal(t, dump(t, full), dump(t, resumed))
+}
+
+// TestRunner_Checkpoint_WhileApplying: checkpoints written every few
+// hundred events while events keep arriving (the snapshot taken under the
+// lock, written while the runner goes on) each hold the state at their own
+// sequence: a start from the last resumes to what a full replay holds.
+func TestRunner_Checkpoint_WhileApplying(t *testing.T) {
+	l := newCkptLedger(t, 300)
+	l.publish(len(l.recs) / 3)
+	ck := l.checkpoints()
+	var logs logBuffer
+	r, stop := l.runEvery(ck, &logs, 150)
+	l.publish(len(l.recs)) // while it applies and writes
+	head, err := l.st.Head(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, r.WaitFor(within(t, 60*time.Second), head))
+	eventstoretest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if s := r.Status().Checkpoint; s.SavedSeq < uint64(len(l.recs)/2) {
+			return fmt.Errorf("last checkpoint at %d", s.SavedSeq)
+		}
+		return nil
+	})
+	require.Empty(t, r.Status().Checkpoint.Error, "logs:\n%s", logs.String())
+	stop()
+	resumed, _ := l.run(ck, nil)
+	require.Equal(t, head, resumed.Status().Checkpoint.Seq)
+	full, _ := l.run(nil, nil)
+	require.Equal(t, dump(t, full), dump(t, resumed))
+
+	// And one of the periodic ones, from the middle: newer ones dropped.
+	names := objectsOf(t, mustBucket(t, l))
+	require.LessOrEqual(t, len(names), 3, "a small history is kept")
+}
+
+func mustBucket(t *testing.T, l *ckptLedger) jetstream.ObjectStore {
+	js, err := jetstream.New(l.nc)
+	require.NoError(t, err)
+	b, err := js.ObjectStore(context.Background(), "LEDGER_checkpoints")
+	require.NoError(t, err)
+	return b
 }
 
 // TestRunner_Checkpoint_Untrusted: a checkpoint that does not match the
