@@ -117,6 +117,11 @@ func FuzzDecodeOracle(f *testing.F) {
 		} {
 			f.Add(s.subject, uint64(3), bytes.Replace(body, []byte(edit[0]), []byte(edit[1]), 1), "", uint8(1))
 		}
+		// The type or schema again after the data: the data is read as
+		// what the envelope names at its end.
+		for _, tail := range []string{`,"type":"PlanRetired"}`, `,"type":"PackageSold"}`, `,"schema":2}`, `,"schema":1}`, `,"data":{}}`, `,"data":null}`} {
+			f.Add(s.subject, uint64(3), append(bytes.Clone(body[:len(body)-1]), tail...), "", uint8(1))
+		}
 		f.Add(s.subject, uint64(3), append(bytes.Clone(body), " \t\r\n"...), "", uint8(1))
 		f.Add(s.subject, uint64(3), append(bytes.Clone(body), " }"...), "", uint8(1))
 		f.Add(s.subject, uint64(3), append([]byte(" \n"), body...), "", uint8(1))

@@ -304,6 +304,21 @@ func (r *Reader) Raw() []byte {
 	return r.raw()
 }
 
+// Mark is where the next value begins, for Since: a value read with
+// typed reads can be had as Raw would have returned it too.
+func (r *Reader) Mark() int {
+	r.skipSpace()
+	return r.off
+}
+
+// Since returns the bytes read since mark, shared, not copied.
+func (r *Reader) Since(mark int) []byte {
+	if r.bad {
+		return nil
+	}
+	return r.data[mark:r.off:r.off]
+}
+
 // Elems reads an array into a slice, element by element; see Slice.
 type Elems[E any] struct {
 	r *Reader
