@@ -156,3 +156,32 @@ func FuzzDecodeEventOracle(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeEvent_Errors pins what a refused event is told, word for
+// word as encoding/json told it (the oracle must agree).
+func TestDecodeEvent_Errors(t *testing.T) {
+	for _, c := range []struct{ typ, data, want string }{
+		{"VisitRedeemed", `{"unit":1,"colour":"red"}`, `decode VisitRedeemed: json: unknown field "colour"`},
+		{"VisitRedeemed", `{"unit":"1"}`, `decode VisitRedeemed: json: cannot unmarshal string into Go struct field VisitRedeemed.unit of type int`},
+		{"VisitRedeemed", `{"unit":1.5}`, `decode VisitRedeemed: json: cannot unmarshal number 1.5 into Go struct field VisitRedeemed.unit of type int`},
+		{"PaymentRecorded", `{"amount":"12.345"}`, `decode PaymentRecorded: json: cannot unmarshal "12.345" into Go struct field PaymentRecorded.amount of type domain.Money`},
+		{"PaymentRecorded", `{"amount":12.34}`, `decode PaymentRecorded: json: cannot unmarshal JSON number 12.34 into Go struct field PaymentRecorded.amount of type domain.Money`},
+		{"PaymentRecorded", `{"payment_id":"nope"}`, `decode PaymentRecorded: invalid UUID length: 4`},
+		{"PackageSold", `{"plan":{"units":[{"index":"0"}]}}`, `decode PackageSold: json: cannot unmarshal string into Go struct field UnitSpec.plan.units.index of type int`},
+		{"PackageSold", `{"plan":{"rate":"2"}}`, `decode PackageSold: json: cannot unmarshal "2" into Go struct field Plan.plan.rate of type domain.Rate`},
+		{"PackageSold", `{"customer":7}`, `decode PackageSold: json: cannot unmarshal number into Go struct field PackageSold.customer of type domain.Customer`},
+		{"PackageActivated", `{"activated_at":"yesterday"}`, `decode PackageActivated: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"`},
+		{"VisitRedeemed", `[]`, `decode VisitRedeemed: json: cannot unmarshal array into Go value of type domain.VisitRedeemed`},
+		{"VisitRedeemed", `{"unit":1} {"unit":2}`, `decode VisitRedeemed: trailing data after the event`},
+		{"VisitRedeemed", `{"unit":1`, `decode VisitRedeemed: unexpected EOF`},
+		{"VisitRedeemed", `{"unit":x}`, `decode VisitRedeemed: invalid character 'x' looking for beginning of value`},
+		{"VisitRedeemed", ``, `decode VisitRedeemed: EOF`},
+		{"Nope", `{}`, `unknown event type "Nope"`},
+	} {
+		_, err := domain.DecodeEvent(c.typ, domain.SchemaVersion, []byte(c.data))
+		_, oracle := oracleDecodeEvent(c.typ, domain.SchemaVersion, []byte(c.data))
+		if err == nil || err.Error() != c.want || oracle == nil || oracle.Error() != c.want {
+			t.Errorf("DecodeEvent(%s, %s):\n   got %v\noracle %v\n  want %s", c.typ, c.data, err, oracle, c.want)
+		}
+	}
+}

@@ -34,10 +34,13 @@ var (
 	vehicleFields         = strictjson.StructOf[Vehicle]()
 )
 
-// readEvent reads the data of an event of type typ, or says that there
-// is no such type. Each case calls its reader directly, so that the event
-// is read on the stack and only copied to the heap as an Event.
-func readEvent(r *strictjson.Reader, typ string) (Event, bool) {
+// ReadEvent reads from r the data of an event of type typ and of schema
+// SchemaVersion, as DecodeEvent does, or says that there is no such type;
+// r holds what went wrong. It lets a reader of a stored envelope read the
+// event where it meets its data. Each case calls its reader directly, so
+// that the event is read on the stack and only copied to the heap as an
+// Event.
+func ReadEvent(r *strictjson.Reader, typ string) (Event, bool) {
 	switch typ {
 	case "PlanDefined":
 		var e PlanDefined

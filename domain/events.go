@@ -222,7 +222,7 @@ func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 		return nil, fmt.Errorf("event %s: unknown schema version %d", typ, schema)
 	}
 	r := strictjson.NewReader(data)
-	e, ok := readEvent(&r, typ)
+	e, ok := ReadEvent(&r, typ)
 	if !ok {
 		return nil, fmt.Errorf("unknown event type %q", typ)
 	}

@@ -55,27 +55,40 @@ func HashOf(body []byte) string {
 //
 // It reads as encoding/json's strict Decoder read an envelope and then
 // its event (see internal/strictjson): the same envelopes, the same
-// refusals, the same errors, in one pass over each.
+// refusals, the same errors.
 func Decode(subject string, seq uint64, header nats.Header, body []byte) (domain.Envelope, error) {
+	// One pass reads the envelope and, where it meets the data, the
+	// event. What that pass cannot vouch for (anything wrong, or the
+	// event's type or schema read after its data) is read again in two,
+	// envelope then event, which tell what is wrong as it was always told.
 	var env domain.Envelope
 	r := strictjson.NewReader(body)
-	readEnvelope(&r, &env)
-	if err := r.Err(); err != nil {
-		return env, fmt.Errorf("seq %d on %s: decode envelope: %w", seq, subject, err)
-	}
-	if r.More() {
-		return env, fmt.Errorf("seq %d on %s: trailing data after envelope", seq, subject)
+	readEnvelope(&r, &env, true)
+	fused := r.Err() == nil && !r.More() && env.Event != nil
+	if !fused {
+		env = domain.Envelope{}
+		r = strictjson.NewReader(body)
+		readEnvelope(&r, &env, false)
+		if err := r.Err(); err != nil {
+			return env, fmt.Errorf("seq %d on %s: decode envelope: %w", seq, subject, err)
+		}
+		if r.More() {
+			return env, fmt.Errorf("seq %d on %s: trailing data after envelope", seq, subject)
+		}
 	}
 	env.Seq, env.Subject, env.Hash = seq, subject, HashOf(body)
 	env.Sig, env.KeyID, env.Mac = header.Get(HeaderSig), header.Get(HeaderKey), header.Get(HeaderMac)
 	if h := header.Get(HeaderHash); h != "" && h != env.Hash {
+		env.Event = nil
 		return env, fmt.Errorf("seq %d on %s: body hash %s does not match header %s", seq, subject, env.Hash, h)
 	}
-	ev, err := domain.DecodeEvent(env.Type, env.Schema, env.Data)
-	if err != nil {
-		return env, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
+	if !fused {
+		ev, err := domain.DecodeEvent(env.Type, env.Schema, env.Data)
+		if err != nil {
+			return env, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
+		}
+		env.Event = ev
 	}
-	env.Event = ev
 	return env, nil
 }
 
@@ -84,16 +97,22 @@ var (
 	actorFields    = strictjson.StructOf[domain.Actor]()
 )
 
-// readEnvelope reads a stored body's fields; its data stays raw.
-func readEnvelope(r *strictjson.Reader, env *domain.Envelope) {
+// readEnvelope reads a stored body's fields. With fuse, it reads the
+// data's event too, into env.Event, when the type and schema it has read
+// so far name one; env.Event is left nil where the event read might not
+// be the one the whole envelope names: no type or schema known at the
+// data, or either read again after it.
+func readEnvelope(r *strictjson.Reader, env *domain.Envelope, fuse bool) {
 	for f := r.Object(envelopeFields); f.Next(); {
 		switch f.Name() {
 		case "id":
 			strictjson.Text[uuid.UUID](r, env.ID.UnmarshalText)
 		case "type":
 			strictjson.String(r, &env.Type)
+			env.Event = nil
 		case "schema":
 			strictjson.Int(r, &env.Schema)
+			env.Event = nil
 		case "dealer":
 			strictjson.String(r, &env.Dealer)
 		case "store":
@@ -120,6 +139,14 @@ func readEnvelope(r *strictjson.Reader, env *domain.Envelope) {
 		case "prev":
 			strictjson.String(r, &env.Prev)
 		case "data":
+			env.Event = nil
+			if fuse && env.Schema == domain.SchemaVersion {
+				at := r.Mark()
+				if ev, ok := domain.ReadEvent(r, env.Type); ok {
+					env.Data, env.Event = r.Since(at), ev
+					break
+				}
+			}
 			env.Data = r.Raw()
 		}
 	}

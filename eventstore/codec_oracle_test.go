@@ -117,6 +117,11 @@ func FuzzDecodeOracle(f *testing.F) {
 		} {
 			f.Add(s.subject, uint64(3), bytes.Replace(body, []byte(edit[0]), []byte(edit[1]), 1), "", uint8(1))
 		}
+		// The type or schema again after the data: the data is read as
+		// what the envelope names at its end.
+		for _, tail := range []string{`,"type":"PlanRetired"}`, `,"type":"PackageSold"}`, `,"schema":2}`, `,"schema":1}`, `,"data":{}}`, `,"data":null}`} {
+			f.Add(s.subject, uint64(3), append(bytes.Clone(body[:len(body)-1]), tail...), "", uint8(1))
+		}
 		f.Add(s.subject, uint64(3), append(bytes.Clone(body), " \t\r\n"...), "", uint8(1))
 		f.Add(s.subject, uint64(3), append(bytes.Clone(body), " }"...), "", uint8(1))
 		f.Add(s.subject, uint64(3), append([]byte(" \n"), body...), "", uint8(1))
@@ -177,6 +182,62 @@ func BenchmarkDecodeStored(b *testing.B) {
 				if _, err := impl.decode(m.Subject, m.Seq, m.Header, bodies[i%len(msgs)]); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestDecode_Errors pins what a refused message is told, word for word
+// as before (the oracle must agree), and that bodies the one-pass read
+// cannot vouch for are read as the two passes read them.
+func TestDecode_Errors(t *testing.T) {
+	s := storedSamples(t)[3] // a PaymentRecorded
+	body := func(old, new string) []byte {
+		t.Helper()
+		b := bytes.Replace(s.body, []byte(old), []byte(new), 1)
+		if bytes.Equal(b, s.body) {
+			t.Fatalf("%s is not in %s", old, s.body)
+		}
+		return b
+	}
+	end := func(tail string) []byte { return append(bytes.Clone(s.body[:len(s.body)-1]), tail...) }
+	at := "seq 7 on " + s.subject + ": "
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		header string
+		want   string // "" for accepted
+	}{
+		{"AsWritten", s.body, "", ""},
+		{"NotJSON", []byte("not an event <&>\n\tat all"), "", at + "decode envelope: invalid character 'o' in literal null (expecting 'u')"},
+		{"UnknownField", []byte(`{"note":  "<&> also not an event" }`), "", at + `decode envelope: json: unknown field "note"`},
+		{"BadDataSyntax", body(`"data":{`, `"data":{,`), "", at + "decode envelope: invalid character ',' looking for beginning of object key string"},
+		{"BadEnvelopeType", body(`"schema":1`, `"schema":"1"`), "", at + "decode envelope: json: cannot unmarshal string into Go struct field Envelope.schema of type int"},
+		{"BadActor", body(`"role":"manager"`, `"role":1`), "", at + "decode envelope: json: cannot unmarshal number into Go struct field Actor.actor.role of type domain.Role"},
+		{"Trailing", end(`} {}`), "", at + "trailing data after envelope"},
+		{"HashBeforeEvent", body(`"amount":"2448.00"`, `"amount":"2448.001"`), "0f", at + "body hash " + eventstore.HashOf(body(`"amount":"2448.00"`, `"amount":"2448.001"`)) + " does not match header 0f"},
+		{"BadEvent", body(`"amount":"2448.00"`, `"amount":"2448.001"`), "", at + `decode PaymentRecorded: json: cannot unmarshal "2448.001" into Go struct field PaymentRecorded.amount of type domain.Money`},
+		{"UnknownEventField", body(`"receipt":"R-0001"`, `"receipt":"R-0001","x":1`), "", at + `decode PaymentRecorded: json: unknown field "x"`},
+		{"SchemaAfterData", end(`,"schema":2}`), "", at + "event PaymentRecorded: unknown schema version 2"},
+		{"TypeAfterData", end(`,"type":"PlanRetired"}`), "", at + `decode PlanRetired: json: unknown field "payment_id"`},
+		{"TypeAgainAfterData", end(`,"type":"PaymentRecorded"}`), "", ""},
+		{"DataAgain", end(`,"data":{"amount":"1.00"}}`), "", ""},
+		{"UnknownType", body(`"type":"PaymentRecorded"`, `"type":"Nope"`), "", at + `unknown event type "Nope"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := nats.Header{}
+			if c.header != "" {
+				h.Set(eventstore.HeaderHash, c.header)
+			}
+			env, err := eventstore.Decode(s.subject, 7, h, c.body)
+			want, oracle := oracleDecode(s.subject, 7, h, c.body)
+			switch {
+			case c.want == "" && (err != nil || oracle != nil):
+				t.Fatalf("refused: %v (oracle: %v)", err, oracle)
+			case c.want == "" && !reflect.DeepEqual(env, want):
+				t.Fatalf("read as\n%#v\nthe oracle reads\n%#v", env, want)
+			case c.want != "" && (err == nil || err.Error() != c.want || oracle == nil || oracle.Error() != c.want):
+				t.Fatalf("\n   got %v\noracle %v\n  want %s", err, oracle, c.want)
 			}
 		})
 	}

@@ -111,26 +111,45 @@ type Fields struct {
 // other value is a type error.
 func (r *Reader) Object(s *Struct) Fields {
 	f := Fields{r: r, s: s, field: -1}
-	c, ok := r.start()
-	if !ok {
-		return f
+	switch r.begin('{') {
+	case entered:
+		f.open, f.first = true, true
+		f.npath = r.npath
+	case other:
+		r.mismatch(r.next(), s.typ)
 	}
-	switch c {
-	case '{':
-	case 'n':
-		r.null()
-		return f
-	default:
-		r.mismatch(c, s.typ)
-		return f
-	}
-	r.off++
-	if !r.enter() {
-		return f
-	}
-	f.open, f.first = true, true
-	f.npath = r.npath
 	return f
+}
+
+// beginning is how the reading of an object or array begins.
+type beginning int
+
+const (
+	entered beginning = iota // past its opening bracket
+	wasNull                  // it was null, now read
+	other                    // it is another kind of value, not read yet
+	over                     // reading is over: see start
+)
+
+// begin begins to read an object or array, whose opening is bracket.
+func (r *Reader) begin(bracket byte) beginning {
+	c, ok := r.start()
+	switch {
+	case !ok:
+		return over
+	case c == bracket:
+		r.off++
+		if r.enter() {
+			return entered
+		}
+		return over
+	case c == 'n':
+		if r.null() {
+			return wasNull
+		}
+		return over
+	}
+	return other
 }
 
 // Name is the JSON name of the field Next moved to.
@@ -304,6 +323,21 @@ func (r *Reader) Raw() []byte {
 	return r.raw()
 }
 
+// Mark is where the next value begins, for Since: a value read with
+// typed reads can be had as Raw would have returned it too.
+func (r *Reader) Mark() int {
+	r.skipSpace()
+	return r.off
+}
+
+// Since returns the bytes read since mark, shared, not copied.
+func (r *Reader) Since(mark int) []byte {
+	if r.bad {
+		return nil
+	}
+	return r.data[mark:r.off:r.off]
+}
+
 // Elems reads an array into a slice, element by element; see Slice.
 type Elems[E any] struct {
 	r *Reader
@@ -329,26 +363,14 @@ type Elems[E any] struct {
 // the slice nil; any other value is a type error.
 func Slice[E any](r *Reader, p *[]E) Elems[E] {
 	e := Elems[E]{r: r, p: p}
-	c, ok := r.start()
-	if !ok {
-		return e
+	switch r.begin('[') {
+	case entered:
+		e.open, e.first = true, true
+	case wasNull:
+		*p = nil
+	case other:
+		r.mismatch(r.next(), reflect.TypeFor[[]E]())
 	}
-	switch c {
-	case '[':
-	case 'n':
-		if r.null() {
-			*p = nil
-		}
-		return e
-	default:
-		r.mismatch(c, reflect.TypeFor[[]E]())
-		return e
-	}
-	r.off++
-	if !r.enter() {
-		return e
-	}
-	e.open, e.first = true, true
 	return e
 }
 
