@@ -248,7 +248,14 @@ func (g *groupCommit) send(ctx context.Context, batch []*pendingAppend) {
 	for _, p := range batch {
 		msgs = append(msgs, p.msgs...)
 	}
-	if len(batch) == 1 || len(msgs) <= g.small {
+	if len(batch) == 1 {
+		// Alone: sent from here, without a goroutine of its own.
+		p := batch[0]
+		p.seqs, p.err = g.append1(ctx, p.msgs, 1)
+		close(p.done)
+		return
+	}
+	if len(msgs) <= g.small {
 		var wg sync.WaitGroup
 		for _, p := range batch {
 			wg.Add(1)
