@@ -13,55 +13,86 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Checkpoints keeps the read models' checkpoints in a JetStream object
-// store beside the ledger's stream, one object a checkpoint, named by
-// dealer and sequence, the newest few kept. A checkpoint is derived data:
-// it may be replaced or lost, and the ledger rebuilt from the stream.
+// store beside the ledger's stream, named by dealer and sequence, the
+// newest few kept. A checkpoint is derived data: it may be replaced or
+// lost, and the ledger rebuilt from the stream.
+//
+// A checkpoint is one header object, written last, and the pieces of its
+// body, each an object of its own. The object store publishes an object's
+// chunks without waiting for each, and a stream queues at most 128 MiB of
+// them (nats-server's default): a checkpoint of a few hundred thousand
+// packages put as one object was refused with 429 too many requests. In
+// pieces, a few at a time, the bytes in flight stay bounded, and a start
+// reads them back in parallel.
 //
 // Others may write to the bucket, so one is trusted only if it matches
 // the stream it claims to cover: the format, stream, dealer and keyring
 // it was made for, a sequence no later than the stream's head, the
-// message stored there with the subject and hash the checkpoint names, a
-// body whose SHA-256 is the one named, and all of it signed by the
-// ledger's key.
+// message stored there with the subject and hash the checkpoint names,
+// pieces of the sizes and SHA-256 digests named, and all of it signed by
+// the ledger's key.
 type Checkpoints struct {
 	st     *Store
+	js     jetstream.JetStream
 	obj    jetstream.ObjectStore
+	bucket string
 	signer *Signer
 	keep   int
+	// pieceSize is the most bytes of a piece.
+	pieceSize int
 }
 
-// checkpointFormat versions the header; another is not trusted.
-const checkpointFormat = 1
+// checkpointFormat versions the header; another is not trusted. Format 1
+// kept the body in the header's own object.
+const checkpointFormat = 2
 
 // checkpointMeta is the metadata key of a checkpoint's header.
 const checkpointMeta = "packledger-checkpoint"
 
-// checkpointChunk is the object store's chunk size: the largest that fits
-// a NATS message, so that a checkpoint of a million packages is a few
-// hundred fsynced writes, not thousands.
-const checkpointChunk = 768 << 10
+const (
+	// checkpointChunk is the object store's chunk size: the largest that
+	// fits a NATS message, so that a checkpoint of a million packages is
+	// a few hundred fsynced writes, not thousands.
+	checkpointChunk = 768 << 10
+	// checkpointPieceSize is the size of a piece: a handful of chunks each,
+	// so that checkpointFlight pieces keep well under the stream's queue.
+	checkpointPieceSize = 8 << 20
+	// checkpointFlight is the most pieces written or read at once.
+	checkpointFlight = 4
+)
 
 // checkpointHeader is what a checkpoint claims, and what its signature
 // covers (all of it but Sig).
 type checkpointHeader struct {
-	Format  int       `json:"format"`
-	Stream  string    `json:"stream"`
-	Dealer  string    `json:"dealer"`
-	Keyring string    `json:"keyring"`
-	Seq     uint64    `json:"seq"`
-	Subject string    `json:"subject"`
-	Hash    string    `json:"hash"`
-	Parts   []uint64  `json:"parts"`
-	Digest  string    `json:"digest"`
-	Created time.Time `json:"created"`
-	KeyID   string    `json:"key_id"`
-	Sig     string    `json:"sig,omitempty"`
+	Format  int    `json:"format"`
+	Stream  string `json:"stream"`
+	Dealer  string `json:"dealer"`
+	Keyring string `json:"keyring"`
+	Seq     uint64 `json:"seq"`
+	Subject string `json:"subject"`
+	Hash    string `json:"hash"`
+	// Parts are the lengths of the parts Save was given, which the pieces
+	// hold one after the other.
+	Parts   []uint64          `json:"parts"`
+	Pieces  []checkpointPiece `json:"pieces"`
+	Created time.Time         `json:"created"`
+	KeyID   string            `json:"key_id"`
+	Sig     string            `json:"sig,omitempty"`
+}
+
+// checkpointPiece is one piece of a checkpoint's body, as the object
+// store digests it.
+type checkpointPiece struct {
+	Size   uint64 `json:"size"`
+	Digest string `json:"digest"`
 }
 
 // signedHash is the hex SHA-256 of the header without its signature.
@@ -94,7 +125,7 @@ func (s *Store) Checkpoints(ctx context.Context, signer *Signer) (*Checkpoints, 
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints bucket %s: %w", bucket, err)
 	}
-	return &Checkpoints{st: s, obj: obj, signer: signer, keep: 3}, nil
+	return &Checkpoints{st: s, js: s.js, obj: obj, bucket: bucket, signer: signer, keep: 3, pieceSize: checkpointPieceSize}, nil
 }
 
 // ringFingerprint names the set of trusted keys: chains judged under
@@ -108,6 +139,10 @@ func (c *Checkpoints) objectName(seq uint64) string {
 	return fmt.Sprintf("%s.%020d", c.st.subjects.Dealer, seq)
 }
 
+func pieceName(header string, i int) string {
+	return fmt.Sprintf("%s.%04d", header, i)
+}
+
 // Save writes a checkpoint covering the stream up to seq, where the
 // message on subject has the given hash; parts are the checkpoint's
 // contents, read back by Load as they were. It then drops all but the
@@ -116,31 +151,54 @@ func (c *Checkpoints) Save(ctx context.Context, seq uint64, subject, hash string
 	if seq == 0 || hash == "" || c.signer == nil {
 		return errors.New("checkpoint: nothing to cover, or no key to sign with")
 	}
-	sum := sha256.New()
 	h := checkpointHeader{
 		Format: checkpointFormat, Stream: c.st.stream, Dealer: c.st.subjects.Dealer, Keyring: ringFingerprint(c.st.ring),
 		Seq: seq, Subject: subject, Hash: hash, Created: time.Now().UTC(),
 	}
-	readers := make([]io.Reader, len(parts))
-	for i, p := range parts {
-		sum.Write(p)
+	// A piece never spans two parts, so that each is a slice of one.
+	var pieces [][]byte
+	for _, p := range parts {
 		h.Parts = append(h.Parts, uint64(len(p)))
-		readers[i] = bytes.NewReader(p)
+		for len(p) > 0 {
+			k := min(len(p), c.pieceSize)
+			pieces, p = append(pieces, p[:k]), p[k:]
+		}
 	}
-	h.Digest = "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil))
+	name := c.objectName(seq)
+	h.Pieces = make([]checkpointPiece, len(pieces))
+	var next atomic.Int64
+	err := workers(ctx, min(len(pieces), checkpointFlight), func(ctx context.Context) error {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(pieces) {
+				return nil
+			}
+			info, err := c.obj.Put(ctx, jetstream.ObjectMeta{
+				Name: pieceName(name, i), Description: fmt.Sprintf("piece %d of %d of checkpoint %s", i+1, len(pieces), name),
+				Opts: &jetstream.ObjectMetaOptions{ChunkSize: checkpointChunk},
+			}, bytes.NewReader(pieces[i]))
+			if err != nil {
+				return fmt.Errorf("checkpoint %s, piece %d: %w", name, i, err)
+			}
+			h.Pieces[i] = checkpointPiece{Size: info.Size, Digest: info.Digest}
+		}
+	})
+	if err != nil {
+		c.drop(context.WithoutCancel(ctx), name, h.written(name))
+		return err
+	}
 	h.KeyID = c.signer.id // signed too
 	h.Sig, _ = c.signer.Sign(h.signedHash())
 	meta, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("checkpoint header: %w", err)
 	}
-	name := c.objectName(seq)
 	_, err = c.obj.Put(ctx, jetstream.ObjectMeta{
-		Name: name, Description: fmt.Sprintf("read models of dealer %s up to seq %d", h.Dealer, seq),
+		Name: name, Description: fmt.Sprintf("read models of dealer %s up to seq %d, in %d pieces", h.Dealer, seq, len(pieces)),
 		Metadata: map[string]string{checkpointMeta: string(meta)},
-		Opts:     &jetstream.ObjectMetaOptions{ChunkSize: checkpointChunk},
-	}, io.MultiReader(readers...))
+	}, bytes.NewReader(nil))
 	if err != nil {
+		c.drop(context.WithoutCancel(ctx), name, h.written(name))
 		return fmt.Errorf("checkpoint %s: %w", name, err)
 	}
 	names, err := c.names(ctx)
@@ -148,9 +206,54 @@ func (c *Checkpoints) Save(ctx context.Context, seq uint64, subject, hash string
 		return nil // written; the old ones go next time
 	}
 	for _, old := range names[min(c.keep, len(names)):] {
-		_ = c.obj.Delete(ctx, old)
+		c.drop(ctx, old, nil)
 	}
 	return nil
+}
+
+// written names the pieces of h that were written: a Put that failed
+// removes what it wrote of its object itself.
+func (h checkpointHeader) written(name string) []string {
+	var names []string
+	for i, p := range h.Pieces {
+		if p.Digest != "" {
+			names = append(names, pieceName(name, i))
+		}
+	}
+	return names
+}
+
+// drop removes a checkpoint: its header first, so that no one trusts it
+// while its pieces go, then the pieces named or, for none named, every
+// piece the bucket has of it. Deleting leaves a marker per object in the
+// object store; those are purged too, or every checkpoint ever written
+// would leave a few dozen for every later List to read.
+func (c *Checkpoints) drop(ctx context.Context, name string, pieces []string) {
+	objects := pieces
+	if objects == nil {
+		infos, err := c.obj.List(ctx, jetstream.ListObjectsShowDeleted())
+		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+			return
+		}
+		for _, i := range infos {
+			if strings.HasPrefix(i.Name, name+".") {
+				objects = append(objects, i.Name)
+			}
+		}
+	}
+	objects = append([]string{name}, objects...)
+	stream, _ := c.js.Stream(ctx, "OBJ_"+c.bucket) // nil: markers stay
+	for _, o := range objects {
+		if err := c.obj.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			continue
+		}
+		if stream != nil {
+			// The object store keeps an object's metadata on this subject
+			// (ADR-20); the delete marker is all that is left on it.
+			_ = stream.Purge(ctx, jetstream.WithPurgeSubject(
+				"$O."+c.bucket+".M."+base64.URLEncoding.EncodeToString([]byte(o))))
+		}
+	}
 }
 
 // names lists the dealer's checkpoints, newest first.
@@ -203,12 +306,7 @@ func (c *Checkpoints) Load(ctx context.Context, use func(seq uint64, parts [][]b
 const maxCheckpoint = 16 << 30
 
 func (c *Checkpoints) load(ctx context.Context, name string) (uint64, [][]byte, error) {
-	res, err := c.obj.Get(ctx, name)
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading it: %w", err)
-	}
-	defer res.Close()
-	info, err := res.Info()
+	info, err := c.obj.GetInfo(ctx, name)
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading it: %w", err)
 	}
@@ -216,17 +314,30 @@ func (c *Checkpoints) load(ctx context.Context, name string) (uint64, [][]byte, 
 	if err != nil {
 		return 0, nil, err
 	}
-	// Only now the body, which the object store checks against the
-	// digest the signed header names.
-	body := make([]byte, info.Size)
-	if _, err := io.ReadFull(res, body); err != nil {
-		return 0, nil, fmt.Errorf("reading it: %w", err)
+	// Only now the pieces, each checked by the object store against its
+	// digest, which the signed header names.
+	var total uint64
+	offsets := make([]uint64, len(h.Pieces))
+	for i, p := range h.Pieces {
+		offsets[i] = total
+		total += p.Size
 	}
-	if n, err := res.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = errors.New("longer than it says")
+	body := make([]byte, total)
+	var next atomic.Int64
+	err = workers(ctx, min(len(h.Pieces), checkpointFlight), func(ctx context.Context) error {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(h.Pieces) {
+				return nil
+			}
+			p := h.Pieces[i]
+			if err := c.readPiece(ctx, pieceName(name, i), p, body[offsets[i]:offsets[i]+p.Size]); err != nil {
+				return fmt.Errorf("piece %d: %w", i, err)
+			}
 		}
-		return 0, nil, fmt.Errorf("its body: %w", err)
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	var parts [][]byte
 	for _, n := range h.Parts {
@@ -236,7 +347,38 @@ func (c *Checkpoints) load(ctx context.Context, name string) (uint64, [][]byte, 
 	return h.Seq, parts, nil
 }
 
-// trust checks what a checkpoint claims, before its body is read.
+// readPiece reads a piece into buf, which is as long as the header says
+// the piece is.
+func (c *Checkpoints) readPiece(ctx context.Context, name string, p checkpointPiece, buf []byte) error {
+	res, err := c.obj.Get(ctx, name)
+	if err != nil {
+		return fmt.Errorf("reading it: %w", err)
+	}
+	defer res.Close()
+	info, err := res.Info()
+	if err != nil {
+		return fmt.Errorf("reading it: %w", err)
+	}
+	switch {
+	case info.Size != p.Size:
+		return fmt.Errorf("it is %d bytes, the header says %d", info.Size, p.Size)
+	case info.Digest != p.Digest:
+		return errors.New("it is not the one the header names (digest)")
+	}
+	if _, err := io.ReadFull(res, buf); err != nil {
+		return fmt.Errorf("reading it: %w", err)
+	}
+	// The object store checks the digest on reaching the end.
+	if n, err := res.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("longer than it says")
+		}
+		return fmt.Errorf("its body: %w", err)
+	}
+	return nil
+}
+
+// trust checks what a checkpoint claims, before its pieces are read.
 func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (checkpointHeader, error) {
 	var h checkpointHeader
 	meta, ok := info.Metadata[checkpointMeta]
@@ -246,11 +388,17 @@ func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (ch
 	if err := json.Unmarshal([]byte(meta), &h); err != nil {
 		return h, fmt.Errorf("its header: %w", err)
 	}
-	var total uint64
+	var parts, pieces uint64
 	for _, n := range h.Parts {
-		total += n
-		if n > maxCheckpoint || total > maxCheckpoint {
+		parts += n
+		if n > maxCheckpoint || parts > maxCheckpoint {
 			return h, errors.New("its parts are too large")
+		}
+	}
+	for _, p := range h.Pieces {
+		pieces += p.Size
+		if p.Size > maxCheckpoint || pieces > maxCheckpoint {
+			return h, errors.New("its pieces are too large")
 		}
 	}
 	switch {
@@ -260,10 +408,10 @@ func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (ch
 		return h, fmt.Errorf("it is of stream %s, dealer %s", h.Stream, h.Dealer)
 	case h.Keyring != ringFingerprint(c.st.ring):
 		return h, errors.New("it was made under other trusted keys")
-	case total != info.Size:
-		return h, fmt.Errorf("its parts make %d bytes, the object %d", total, info.Size)
-	case h.Digest != info.Digest:
-		return h, errors.New("its body is not the one its header names (digest)")
+	case parts != pieces:
+		return h, fmt.Errorf("its parts make %d bytes, its pieces %d", parts, pieces)
+	case info.Size != 0:
+		return h, fmt.Errorf("its header object holds %d bytes, not none", info.Size)
 	}
 	if err := c.st.ring.Verify(h.signedHash(), h.Sig, h.KeyID, h.Seq); err != nil {
 		return h, fmt.Errorf("its signature: %w", err)
@@ -290,4 +438,23 @@ func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (ch
 		return h, fmt.Errorf("seq %d has hash %s, not %s", h.Seq, short(rec.env.Hash), short(h.Hash))
 	}
 	return h, nil
+}
+
+// workers runs n copies of work and returns the first error of any; that
+// error cancels the context the others were given.
+func workers(ctx context.Context, n int, work func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range n {
+		wg.Go(func() {
+			if err := work(ctx); err != nil {
+				once.Do(func() { first = err; cancel(err) })
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }

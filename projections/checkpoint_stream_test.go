@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,8 +218,9 @@ func TestRunner_Checkpoint_WhileApplying(t *testing.T) {
 	require.Equal(t, dump(t, full), dump(t, resumed))
 
 	// And one of the periodic ones, from the middle: newer ones dropped.
-	names := objectsOf(t, mustBucket(t, l))
-	require.LessOrEqual(t, len(names), 3, "a small history is kept")
+	objects := objectsOf(t, mustBucket(t, l))
+	require.LessOrEqual(t, len(checkpointHeaders(objects)), 3, "a small history is kept")
+	require.LessOrEqual(t, len(objects), 3*3, "of headers and their pieces")
 }
 
 func mustBucket(t *testing.T, l *ckptLedger) jetstream.ObjectStore {
@@ -246,14 +249,35 @@ func TestRunner_Checkpoint_Untrusted(t *testing.T) {
 	bucket, err := obj.ObjectStore(ctx, "LEDGER_checkpoints")
 	require.NoError(t, err)
 	good := objectsOf(t, bucket)
-	require.Len(t, good, 1)
-	var goodName string
-	var goodInfo *jetstream.ObjectInfo
-	var goodBody []byte
-	for name, b := range good {
-		goodName, goodBody = name, b
-		goodInfo, err = bucket.GetInfo(ctx, name)
+	headers := checkpointHeaders(good)
+	require.Len(t, headers, 1, "one checkpoint")
+	require.Len(t, good, 3, "a header and a piece for each of the two parts: %v", slices.Collect(maps.Keys(good)))
+	goodName := headers[0]
+	var pieceName string
+	pieceName = goodName + ".0000"
+	require.Contains(t, good, pieceName)
+	goodInfo, err := bucket.GetInfo(ctx, goodName)
+	require.NoError(t, err)
+	goodBody := good[pieceName]
+	require.Empty(t, good[goodName], "the header object holds no body")
+	// Every piece as it was, as the cases below start from.
+	restorePieces := func() {
+		for name, b := range good {
+			if name != goodName {
+				putRaw(t, bucket, name, nil, b)
+			}
+		}
+	}
+	// The header with its first piece's digest replaced, as the forger
+	// of a piece would have to write it.
+	withDigest := func(b []byte) map[string]string {
+		var h map[string]any
+		require.NoError(t, json.Unmarshal([]byte(goodInfo.Metadata["packledger-checkpoint"]), &h))
+		sum := sha256.Sum256(b)
+		h["pieces"].([]any)[0].(map[string]any)["digest"] = "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:])
+		j, err := json.Marshal(h)
 		require.NoError(t, err)
+		return map[string]string{"packledger-checkpoint": string(j)}
 	}
 	env, err := l.st.Get(ctx, head)
 	require.NoError(t, err)
@@ -275,27 +299,39 @@ func TestRunner_Checkpoint_Untrusted(t *testing.T) {
 		{"OtherKey", func() { require.NoError(t, forger.Save(ctx, head, env.Subject, env.Hash, parts...)) }, "signature"},
 		{"OtherKeyring", func() { require.NoError(t, otherCk.Save(ctx, head, env.Subject, env.Hash, parts...)) }, "other trusted keys"},
 		{"NotAModel", func() { require.NoError(t, ck.Save(ctx, head, env.Subject, env.Hash, parts...)) }, "read-model checkpoint"},
-		{"Truncated", func() { putRaw(t, bucket, goodName, goodInfo.Metadata, goodBody[:len(goodBody)-10]) }, "its parts make"},
+		{"Truncated", func() {
+			restorePieces()
+			putRaw(t, bucket, goodName, goodInfo.Metadata, nil)
+			putRaw(t, bucket, pieceName, nil, goodBody[:len(goodBody)-10])
+		}, "the header says"},
+		{"MissingPiece", func() {
+			restorePieces()
+			putRaw(t, bucket, goodName, goodInfo.Metadata, nil)
+			require.NoError(t, bucket.Delete(ctx, pieceName))
+		}, "piece 0: reading it"},
 		{"Corrupted", func() {
 			b := append([]byte(nil), goodBody...)
 			b[len(b)/3] ^= 0x40
-			putRaw(t, bucket, goodName, goodInfo.Metadata, b)
+			restorePieces()
+			putRaw(t, bucket, goodName, goodInfo.Metadata, nil)
+			putRaw(t, bucket, pieceName, nil, b)
 		}, "digest"},
 		{"ForgedDigest", func() {
-			// The corrupted body with its own digest in the header: the
+			// The corrupted piece with its own digest in the header: the
 			// header no longer matches its signature.
 			b := append([]byte(nil), goodBody...)
 			b[len(b)/3] ^= 0x40
-			var h map[string]any
-			require.NoError(t, json.Unmarshal([]byte(goodInfo.Metadata["packledger-checkpoint"]), &h))
-			sum := sha256.Sum256(b)
-			h["digest"] = "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:])
-			j, err := json.Marshal(h)
-			require.NoError(t, err)
-			putRaw(t, bucket, goodName, map[string]string{"packledger-checkpoint": string(j)}, b)
+			restorePieces()
+			putRaw(t, bucket, goodName, withDigest(b), nil)
+			putRaw(t, bucket, pieceName, nil, b)
 		}, "signature"},
+		{"BodyInHeader", func() {
+			restorePieces()
+			putRaw(t, bucket, goodName, goodInfo.Metadata, goodBody)
+		}, "its header object holds"},
 		{"NoHeader", func() {
-			_, err := bucket.PutBytes(ctx, goodName, goodBody)
+			restorePieces()
+			_, err := bucket.PutBytes(ctx, goodName, nil)
 			require.NoError(t, err)
 		}, "no checkpoint header"},
 	}
@@ -315,6 +351,19 @@ func TestRunner_Checkpoint_Untrusted(t *testing.T) {
 			require.Equal(t, want, dump(t, r))
 		})
 	}
+}
+
+// checkpointHeaders names the checkpoints among objects, leaving out
+// their pieces.
+func checkpointHeaders(objects map[string][]byte) []string {
+	var names []string
+	for name := range objects {
+		if strings.Count(name, ".") == 1 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func objectsOf(t *testing.T, b jetstream.ObjectStore) map[string][]byte {

@@ -31,6 +31,7 @@ import (
 // whichever comes first.
 type benchSizes struct {
 	mode string
+	only []string // scenario groups to run; nil runs all
 	// The write ceilings: over TCP (the ceiling), then in process.
 	ceilingTime, ceilingInProcessTime time.Duration
 	ceilingCount                      int
@@ -71,11 +72,16 @@ var (
 	}
 )
 
+// scenarioGroups name runBench's scenarios, in order, for --only.
+var scenarioGroups = []string{"ceilings", "http", "api", "rebuild", "startup"}
+
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small sizes, for CI: the whole run in under a minute (figures too short to quote)")
 	asJSON := fs.Bool("json", false, `print {"machine": {...}, "results": [...]} instead of a table`)
+	only := fs.String("only", "", "run only these scenario groups, comma-separated: "+strings.Join(scenarioGroups, ", ")+
+		" (a ratio whose ceiling was not measured is left out)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: packledger bench [--quick] [--json]\n\nMeasures JetStream's ceilings and the ledger against them on this machine, on temp data dirs and loopback ports. Progress goes to stderr, the result to stdout. See BENCHMARKS.md.\n\n")
 		fs.PrintDefaults()
@@ -89,6 +95,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sz := fullBench
 	if *quick {
 		sz = quickBench
+	}
+	if *only != "" {
+		for _, g := range strings.Split(*only, ",") {
+			if !slices.Contains(scenarioGroups, g) {
+				return fmt.Errorf("bench: --only: no scenario group %q (there are %s)", g, strings.Join(scenarioGroups, ", "))
+			}
+		}
+		sz.only = strings.Split(*only, ",")
 	}
 	return benchMain(ctx, sz, *asJSON, stdout, stderr)
 }
@@ -171,9 +185,12 @@ func runBench(ctx context.Context, sz benchSizes, stderr io.Writer) (benchReport
 	b := &benchRun{sz: sz, root: root, exe: exe, log: log, stderr: stderr}
 	b.progress("%s run on %d cores, data under %s", sz.mode, runtime.NumCPU(), root)
 	var results []benchResult
-	for _, scenario := range []func(context.Context) ([]benchResult, error){
+	for i, scenario := range []func(context.Context) ([]benchResult, error){
 		b.writeCeilings, b.httpRedeem, b.durableAPI, b.rebuild, b.startup,
 	} {
+		if sz.only != nil && !slices.Contains(sz.only, scenarioGroups[i]) {
+			continue
+		}
 		rs, err := scenario(ctx)
 		if err != nil {
 			return benchReport{}, fmt.Errorf("bench: %w", err)
@@ -183,7 +200,7 @@ func runBench(ctx context.Context, sz benchSizes, stderr io.Writer) (benchReport
 		}
 		results = append(results, rs...)
 	}
-	if err := setRatios(results); err != nil {
+	if err := setRatios(results, sz.only == nil); err != nil {
 		return benchReport{}, err
 	}
 	return benchReport{Machine: machineInfo(start), Mode: sz.mode, Seconds: round(time.Since(start).Seconds(), 1), Results: results}, nil
@@ -233,13 +250,16 @@ func benchNode(ctx context.Context, dir string, log *slog.Logger, extra ...strin
 }
 
 // setRatios fills each ratio from the figures it is the quotient of.
-func setRatios(results []benchResult) error {
+func setRatios(results []benchResult, all bool) error {
 	byName := map[string]float64{}
 	for _, r := range results {
 		byName[r.Name] = r.OpsPerS
 	}
 	quotient := func(r benchResult, of string) (*float64, error) {
 		c, ok := byName[of]
+		if !ok && !all {
+			return nil, nil
+		}
 		if !ok || c <= 0 {
 			return nil, fmt.Errorf("bench: %s is a ratio to %s, which was not measured", r.Name, of)
 		}

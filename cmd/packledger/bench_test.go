@@ -190,11 +190,14 @@ func TestLatencies_Percentiles(t *testing.T) {
 
 func TestSetRatios(t *testing.T) {
 	rs := []benchResult{{Name: "c", OpsPerS: 300}, {Name: "x", OpsPerS: 100, RatioTo: "c", RatioBatchTo: "x"}}
-	require.NoError(t, setRatios(rs))
+	require.NoError(t, setRatios(rs, true))
 	require.Equal(t, 0.333, *rs[1].Ratio)
 	require.Equal(t, 1.0, *rs[1].RatioBatch)
 	require.Nil(t, rs[0].Ratio)
-	require.ErrorContains(t, setRatios([]benchResult{{Name: "x", OpsPerS: 1, RatioTo: "gone"}}), "x is a ratio to gone, which was not measured")
+	require.ErrorContains(t, setRatios([]benchResult{{Name: "x", OpsPerS: 1, RatioTo: "gone"}}, true), "x is a ratio to gone, which was not measured")
+	partial := []benchResult{{Name: "x", OpsPerS: 1, RatioTo: "gone"}}
+	require.NoError(t, setRatios(partial, false), "--only: a ceiling left out leaves its ratios out")
+	require.Nil(t, partial[0].Ratio)
 }
 
 // TestPackageImport_EveryLife: every life lifeOf gives, on every plan,
