@@ -102,7 +102,13 @@ func (r *Runner) resume(ctx context.Context) {
 		return
 	}
 	start := time.Now()
+	var read time.Duration // of start to when the last was read
+	var size int
 	use := func(seq uint64, parts [][]byte) error {
+		read, size = time.Since(start), 0
+		for _, p := range parts {
+			size += len(p)
+		}
 		if len(parts) != 2 {
 			return fmt.Errorf("it has %d parts, not 2", len(parts))
 		}
@@ -147,7 +153,9 @@ func (r *Runner) resume(ctx context.Context) {
 		c.status.Name = name
 		seq := c.status.Seq
 		r.mu.Unlock()
-		r.log.Info("projections: resumed from checkpoint", "checkpoint", name, "seq", seq, "took", time.Since(start).Round(time.Millisecond))
+		took := time.Since(start)
+		r.log.Info("projections: resumed from checkpoint", "checkpoint", name, "seq", seq, "bytes", size,
+			"took", took.Round(time.Millisecond), "reading", read.Round(time.Millisecond), "decoding", (took - read).Round(time.Millisecond))
 	}
 }
 

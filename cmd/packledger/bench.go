@@ -151,9 +151,11 @@ type benchResult struct {
 	// connection, the one serve itself writes on.
 	InProcessOpsPerS float64 `json:"in_process_ops_per_s,omitempty"`
 	StopSeconds      float64 `json:"stop_seconds,omitempty"`
-	HeapBytes        uint64  `json:"heap_bytes,omitempty"`
-	BytesPerPackage  float64 `json:"bytes_per_package,omitempty"`
-	Note             string  `json:"note,omitempty"`
+	// ResumedSeq is where a start resumed from a checkpoint.
+	ResumedSeq      uint64  `json:"resumed_seq,omitempty"`
+	HeapBytes       uint64  `json:"heap_bytes,omitempty"`
+	BytesPerPackage float64 `json:"bytes_per_package,omitempty"`
+	Note            string  `json:"note,omitempty"`
 }
 
 // benchRun is one run's settings and where its scenarios keep their data.

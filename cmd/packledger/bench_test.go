@@ -84,7 +84,7 @@ func TestBench_Report(t *testing.T) {
 	require.Equal(t, []string{
 		"ceiling_atomic_batch", "ceiling_fsync_single", "ceiling_read_decode",
 		"durable_api", "durable_http_redeem_64", "memory_per_package", "rebuild",
-		"single_client_http_redeem", "startup_checkpoint", "startup_no_checkpoint",
+		"single_client_http_redeem", "startup_checkpoint", "startup_checkpoint_fresh", "startup_no_checkpoint",
 	}, names)
 	for _, name := range names {
 		r := byName[name]
@@ -107,8 +107,14 @@ func TestBench_Report(t *testing.T) {
 		require.InDelta(t, q, num(t, r, want.ratio), 0.0005, "%s.%s is %s's ops_per_s over %s's", want.name, want.ratio, want.name, want.to)
 	}
 	require.Equal(t, num(t, byName["durable_http_redeem_64"], "clients"), 64.0)
-	for _, name := range []string{"rebuild", "ceiling_read_decode", "startup_no_checkpoint", "startup_checkpoint"} {
+	for _, name := range []string{"rebuild", "ceiling_read_decode", "startup_no_checkpoint", "startup_checkpoint_fresh", "startup_checkpoint"} {
 		require.GreaterOrEqual(t, num(t, byName[name], "events"), float64(tinyBench.rebuildEvents), name)
+	}
+	// The starts after the first resume from the checkpoint the first
+	// one's stop wrote, at the end of the log.
+	require.NotContains(t, byName["startup_no_checkpoint"], "resumed_seq")
+	for _, name := range []string{"startup_checkpoint_fresh", "startup_checkpoint"} {
+		require.Equal(t, num(t, byName[name], "events"), num(t, byName[name], "resumed_seq"), name)
 	}
 }
 
