@@ -184,7 +184,7 @@ func (c *Checkpoints) Save(ctx context.Context, seq uint64, subject, hash string
 		}
 	})
 	if err != nil {
-		c.drop(context.WithoutCancel(ctx), name, h.written(name))
+		c.dropFailed(ctx, name, len(pieces))
 		return err
 	}
 	h.KeyID = c.signer.id // signed too
@@ -198,54 +198,76 @@ func (c *Checkpoints) Save(ctx context.Context, seq uint64, subject, hash string
 		Metadata: map[string]string{checkpointMeta: string(meta)},
 	}, bytes.NewReader(nil))
 	if err != nil {
-		c.drop(context.WithoutCancel(ctx), name, h.written(name))
+		c.dropFailed(ctx, name, len(pieces))
 		return fmt.Errorf("checkpoint %s: %w", name, err)
 	}
-	names, err := c.names(ctx)
-	if err != nil {
-		return nil // written; the old ones go next time
-	}
-	for _, old := range names[min(c.keep, len(names)):] {
-		c.drop(ctx, old, nil)
-	}
+	c.prune(ctx)
 	return nil
 }
 
-// written names the pieces of h that were written: a Put that failed
-// removes what it wrote of its object itself.
-func (h checkpointHeader) written(name string) []string {
-	var names []string
-	for i, p := range h.Pieces {
-		if p.Digest != "" {
-			names = append(names, pieceName(name, i))
-		}
+// dropTimeout bounds the removal of a checkpoint that failed, whose own
+// context may have ended.
+const dropTimeout = 30 * time.Second
+
+// dropFailed removes what a failed Save may have left of checkpoint name:
+// its header and every one of its n pieces. A Put that fails does not
+// always remove its own object (nats.go leaves it when the context ends
+// while it waits for the acks), so all are deleted, not only those known
+// to be written.
+func (c *Checkpoints) dropFailed(ctx context.Context, name string, n int) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
+	defer cancel()
+	objects := []string{name}
+	for i := range n {
+		objects = append(objects, pieceName(name, i))
 	}
-	return names
+	c.remove(ctx, objects)
 }
 
-// drop removes a checkpoint: its header first, so that no one trusts it
-// while its pieces go, then the pieces named or, for none named, every
-// piece the bucket has of it. Deleting leaves a marker per object in the
-// object store; those are purged too, or every checkpoint ever written
-// would leave a few dozen for every later List to read.
-func (c *Checkpoints) drop(ctx context.Context, name string, pieces []string) {
-	objects := pieces
-	if objects == nil {
-		infos, err := c.obj.List(ctx, jetstream.ListObjectsShowDeleted())
-		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
-			return
+// prune drops all but the newest few of the dealer's checkpoints, and any
+// piece whose header is not one of those kept: the leftovers of a save
+// that failed, or of a process killed while writing one. Headers go
+// first, so that no one trusts a checkpoint while its pieces go.
+func (c *Checkpoints) prune(ctx context.Context) {
+	names, err := c.names(ctx)
+	if err != nil {
+		return // the old ones go next time
+	}
+	kept := map[string]bool{}
+	for _, n := range names[:min(c.keep, len(names))] {
+		kept[n] = true
+	}
+	infos, err := c.obj.List(ctx, jetstream.ListObjectsShowDeleted())
+	if err != nil {
+		return
+	}
+	var headers, pieces []string
+	for _, i := range infos {
+		rest, ok := strings.CutPrefix(i.Name, c.st.subjects.Dealer+".")
+		if !ok || len(rest) < 20 || kept[i.Name[:len(i.Name)-len(rest)+20]] {
+			continue
 		}
-		for _, i := range infos {
-			if strings.HasPrefix(i.Name, name+".") {
-				objects = append(objects, i.Name)
-			}
+		if len(rest) == 20 {
+			headers = append(headers, i.Name)
+		} else {
+			pieces = append(pieces, i.Name)
 		}
 	}
-	objects = append([]string{name}, objects...)
+	if c.remove(ctx, headers) {
+		c.remove(ctx, pieces)
+	}
+}
+
+// remove deletes objects, in order, and purges what deleting leaves of
+// each: the object store keeps a delete marker per object, and without the
+// purge every checkpoint ever written would leave a few dozen for every
+// later List to read. It stops at the first object it cannot delete and
+// says whether it removed all.
+func (c *Checkpoints) remove(ctx context.Context, objects []string) bool {
 	stream, _ := c.js.Stream(ctx, "OBJ_"+c.bucket) // nil: markers stay
 	for _, o := range objects {
 		if err := c.obj.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-			continue
+			return false
 		}
 		if stream != nil {
 			// The object store keeps an object's metadata on this subject
@@ -254,6 +276,7 @@ func (c *Checkpoints) drop(ctx context.Context, name string, pieces []string) {
 				"$O."+c.bucket+".M."+base64.URLEncoding.EncodeToString([]byte(o))))
 		}
 	}
+	return true
 }
 
 // names lists the dealer's checkpoints, newest first.
@@ -350,6 +373,13 @@ func (c *Checkpoints) load(ctx context.Context, name string) (uint64, [][]byte, 
 // readPiece reads a piece into buf, which is as long as the header says
 // the piece is.
 func (c *Checkpoints) readPiece(ctx context.Context, name string, p checkpointPiece, buf []byte) error {
+	// Get follows a link, to another object or to itself, for ever: a
+	// piece is never one.
+	if info, err := c.obj.GetInfo(ctx, name); err != nil {
+		return fmt.Errorf("reading it: %w", err)
+	} else if info.Opts != nil && info.Opts.Link != nil {
+		return errors.New("it is a link, not a piece")
+	}
 	res, err := c.obj.Get(ctx, name)
 	if err != nil {
 		return fmt.Errorf("reading it: %w", err)
@@ -360,6 +390,8 @@ func (c *Checkpoints) readPiece(ctx context.Context, name string, p checkpointPi
 		return fmt.Errorf("reading it: %w", err)
 	}
 	switch {
+	case info.Opts != nil && info.Opts.Link != nil:
+		return errors.New("it is a link, not a piece")
 	case info.Size != p.Size:
 		return fmt.Errorf("it is %d bytes, the header says %d", info.Size, p.Size)
 	case info.Digest != p.Digest:

@@ -57,6 +57,22 @@ func TestCheckpoints_Pieces(t *testing.T) {
 		require.Equal(t, size, info.Size, "piece %d", i)
 	}
 
+	// What a failed save or a kill mid-save leaves (pieces of a
+	// checkpoint whose header never landed, a header of one dropped
+	// since) goes at the next save.
+	for _, stray := range []string{pieceName(ck.objectName(1), 0), pieceName(ck.objectName(1), 7), ck.objectName(2)} {
+		_, err := ck.obj.PutBytes(ctx, stray, []byte("left behind"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, ck.Save(ctx, last.Seq, last.Subject, last.Hash, parts...))
+	infos, err = ck.obj.List(ctx, jetstream.ListObjectsShowDeleted())
+	require.NoError(t, err)
+	require.Len(t, infos, 3*5, "the strays are gone, markers and all")
+	for _, i := range infos {
+		require.NotContains(t, i.Name, ck.objectName(1))
+		require.NotEqual(t, ck.objectName(2), i.Name)
+	}
+
 	var got [][]byte
 	var seq uint64
 	used, err := ck.Load(ctx, func(s uint64, p [][]byte) error {

@@ -325,6 +325,23 @@ func TestRunner_Checkpoint_Untrusted(t *testing.T) {
 			putRaw(t, bucket, goodName, withDigest(b), nil)
 			putRaw(t, bucket, pieceName, nil, b)
 		}, "signature"},
+		{"LinkPiece", func() {
+			// A link where a piece is: a link to a link to itself, or to
+			// another object, would have the store follow it.
+			restorePieces()
+			putRaw(t, bucket, goodName, goodInfo.Metadata, nil)
+			require.NoError(t, bucket.Delete(ctx, pieceName))
+			// A link may not take the name of an object, even a deleted
+			// one: the delete marker goes too.
+			stream, err := obj.Stream(ctx, "OBJ_LEDGER_checkpoints")
+			require.NoError(t, err)
+			require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSubject(
+				"$O.LEDGER_checkpoints.M."+base64.URLEncoding.EncodeToString([]byte(pieceName)))))
+			other, err := bucket.GetInfo(ctx, goodName+".0001")
+			require.NoError(t, err)
+			_, err = bucket.AddLink(ctx, pieceName, other)
+			require.NoError(t, err)
+		}, "it is a link, not a piece"},
 		{"BodyInHeader", func() {
 			restorePieces()
 			putRaw(t, bucket, goodName, goodInfo.Metadata, goodBody)
