@@ -347,8 +347,16 @@ func (c *Checkpoints) load(ctx context.Context, name string) (uint64, [][]byte, 
 	}
 	body := make([]byte, total)
 	var next atomic.Int64
-	err = workers(ctx, min(len(h.Pieces), checkpointFlight), func(ctx context.Context) error {
+	// A piece being read is read to its end with the caller's context,
+	// not the workers' one, which the first failure ends: nats.go stops
+	// delivering a Get's chunks when its context ends, and its reader
+	// then waits out its read deadline. A failure only stops the others
+	// from starting the next piece.
+	err = workers(ctx, min(len(h.Pieces), checkpointFlight), func(wctx context.Context) error {
 		for {
+			if err := context.Cause(wctx); err != nil {
+				return err // the caller's end, or another piece's failure
+			}
 			i := int(next.Add(1) - 1)
 			if i >= len(h.Pieces) {
 				return nil
