@@ -41,7 +41,6 @@ import (
 // the ledger's key.
 type Checkpoints struct {
 	st     *Store
-	js     jetstream.JetStream
 	obj    jetstream.ObjectStore
 	bucket string
 	signer *Signer
@@ -125,7 +124,7 @@ func (s *Store) Checkpoints(ctx context.Context, signer *Signer) (*Checkpoints, 
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints bucket %s: %w", bucket, err)
 	}
-	return &Checkpoints{st: s, js: s.js, obj: obj, bucket: bucket, signer: signer, keep: 3, pieceSize: checkpointPieceSize}, nil
+	return &Checkpoints{st: s, obj: obj, bucket: bucket, signer: signer, keep: 3, pieceSize: checkpointPieceSize}, nil
 }
 
 // ringFingerprint names the set of trusted keys: chains judged under
@@ -264,7 +263,7 @@ func (c *Checkpoints) prune(ctx context.Context) {
 // later List to read. It stops at the first object it cannot delete and
 // says whether it removed all.
 func (c *Checkpoints) remove(ctx context.Context, objects []string) bool {
-	stream, _ := c.js.Stream(ctx, "OBJ_"+c.bucket) // nil: markers stay
+	stream, _ := c.st.js.Stream(ctx, "OBJ_"+c.bucket) // nil: markers stay
 	for _, o := range objects {
 		if err := c.obj.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			return false
