@@ -165,22 +165,16 @@ func (c *Checkpoints) Save(ctx context.Context, seq uint64, subject, hash string
 	}
 	name := c.objectName(seq)
 	h.Pieces = make([]checkpointPiece, len(pieces))
-	var next atomic.Int64
-	err := workers(ctx, min(len(pieces), checkpointFlight), func(ctx context.Context) error {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= len(pieces) {
-				return nil
-			}
-			info, err := c.obj.Put(ctx, jetstream.ObjectMeta{
-				Name: pieceName(name, i), Description: fmt.Sprintf("piece %d of %d of checkpoint %s", i+1, len(pieces), name),
-				Opts: &jetstream.ObjectMetaOptions{ChunkSize: checkpointChunk},
-			}, bytes.NewReader(pieces[i]))
-			if err != nil {
-				return fmt.Errorf("checkpoint %s, piece %d: %w", name, i, err)
-			}
-			h.Pieces[i] = checkpointPiece{Size: info.Size, Digest: info.Digest}
+	err := inParallel(ctx, len(pieces), func(i int) error {
+		info, err := c.obj.Put(ctx, jetstream.ObjectMeta{
+			Name: pieceName(name, i), Description: fmt.Sprintf("piece %d of %d of checkpoint %s", i+1, len(pieces), name),
+			Opts: &jetstream.ObjectMetaOptions{ChunkSize: checkpointChunk},
+		}, bytes.NewReader(pieces[i]))
+		if err != nil {
+			return fmt.Errorf("checkpoint %s, piece %d: %w", name, i, err)
 		}
+		h.Pieces[i] = checkpointPiece{Size: info.Size, Digest: info.Digest}
+		return nil
 	})
 	if err != nil {
 		c.dropFailed(ctx, name, len(pieces))
@@ -228,22 +222,19 @@ func (c *Checkpoints) dropFailed(ctx context.Context, name string, n int) {
 // that failed, or of a process killed while writing one. Headers go
 // first, so that no one trusts a checkpoint while its pieces go.
 func (c *Checkpoints) prune(ctx context.Context) {
-	names, err := c.names(ctx)
+	infos, err := c.list(ctx, true)
 	if err != nil {
 		return // the old ones go next time
 	}
+	names := c.headers(infos)
 	kept := map[string]bool{}
 	for _, n := range names[:min(c.keep, len(names))] {
 		kept[n] = true
 	}
-	infos, err := c.obj.List(ctx, jetstream.ListObjectsShowDeleted())
-	if err != nil {
-		return
-	}
 	var headers, pieces []string
 	for _, i := range infos {
-		rest, ok := strings.CutPrefix(i.Name, c.st.subjects.Dealer+".")
-		if !ok || len(rest) < 20 || kept[i.Name[:len(i.Name)-len(rest)+20]] {
+		rest, ok := c.dealerObject(i.Name)
+		if !ok || kept[c.st.subjects.Dealer+"."+rest[:20]] {
 			continue
 		}
 		if len(rest) == 20 {
@@ -280,23 +271,45 @@ func (c *Checkpoints) remove(ctx context.Context, objects []string) bool {
 
 // names lists the dealer's checkpoints, newest first.
 func (c *Checkpoints) names(ctx context.Context) ([]string, error) {
-	infos, err := c.obj.List(ctx)
+	infos, err := c.list(ctx, false)
+	return c.headers(infos), err
+}
+
+// list lists the bucket, with its delete markers or without.
+func (c *Checkpoints) list(ctx context.Context, deleted bool) ([]*jetstream.ObjectInfo, error) {
+	var opts []jetstream.ListObjectsOpt
+	if deleted {
+		opts = append(opts, jetstream.ListObjectsShowDeleted())
+	}
+	infos, err := c.obj.List(ctx, opts...)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	prefix := c.st.subjects.Dealer + "."
+	return infos, nil
+}
+
+// headers names the dealer's checkpoints among infos, newest first.
+func (c *Checkpoints) headers(infos []*jetstream.ObjectInfo) []string {
 	var names []string
 	for _, i := range infos {
-		if rest, ok := strings.CutPrefix(i.Name, prefix); ok && len(rest) == 20 && !i.Deleted {
+		if rest, ok := c.dealerObject(i.Name); ok && len(rest) == 20 && !i.Deleted {
 			names = append(names, i.Name)
 		}
 	}
 	slices.Sort(names)
 	slices.Reverse(names)
-	return names, nil
+	return names
+}
+
+// dealerObject says whether name is a checkpoint's header or piece of
+// this dealer, and gives what follows the dealer: a header's 20-digit
+// sequence, a piece's sequence, a dot and its index.
+func (c *Checkpoints) dealerObject(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, c.st.subjects.Dealer+".")
+	return rest, ok && len(rest) >= 20
 }
 
 // Load offers use the newest of the dealer's checkpoints that can be
@@ -345,26 +358,12 @@ func (c *Checkpoints) load(ctx context.Context, name string) (uint64, [][]byte, 
 		total += p.Size
 	}
 	body := make([]byte, total)
-	var next atomic.Int64
-	// A piece being read is read to its end with the caller's context,
-	// not the workers' one, which the first failure ends: nats.go stops
-	// delivering a Get's chunks when its context ends, and its reader
-	// then waits out its read deadline. A failure only stops the others
-	// from starting the next piece.
-	err = workers(ctx, min(len(h.Pieces), checkpointFlight), func(wctx context.Context) error {
-		for {
-			if err := context.Cause(wctx); err != nil {
-				return err // the caller's end, or another piece's failure
-			}
-			i := int(next.Add(1) - 1)
-			if i >= len(h.Pieces) {
-				return nil
-			}
-			p := h.Pieces[i]
-			if err := c.readPiece(ctx, pieceName(name, i), p, body[offsets[i]:offsets[i]+p.Size]); err != nil {
-				return fmt.Errorf("piece %d: %w", i, err)
-			}
+	err = inParallel(ctx, len(h.Pieces), func(i int) error {
+		p := h.Pieces[i]
+		if err := c.readPiece(ctx, pieceName(name, i), p, body[offsets[i]:offsets[i]+p.Size]); err != nil {
+			return fmt.Errorf("piece %d: %w", i, err)
 		}
+		return nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -397,8 +396,6 @@ func (c *Checkpoints) readPiece(ctx context.Context, name string, p checkpointPi
 		return fmt.Errorf("reading it: %w", err)
 	}
 	switch {
-	case info.Opts != nil && info.Opts.Link != nil:
-		return errors.New("it is a link, not a piece")
 	case info.Size != p.Size:
 		return fmt.Errorf("it is %d bytes, the header says %d", info.Size, p.Size)
 	case info.Digest != p.Digest:
@@ -479,21 +476,37 @@ func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (ch
 	return h, nil
 }
 
-// workers runs n copies of work and returns the first error of any; that
-// error cancels the context the others were given.
-func workers(ctx context.Context, n int, work func(ctx context.Context) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
+// inParallel calls do for each of 0 to n-1, checkpointFlight at a time,
+// and returns the first error. After an error, or once ctx ends, no
+// further call starts; those under way run to their end. They are not
+// cut short on purpose: nats.go stops delivering a Get's chunks when its
+// context ends, and its reader then waits out its read deadline; a Put
+// cut short may leave its object behind.
+func inParallel(ctx context.Context, n int, do func(i int) error) error {
+	var next, done atomic.Int64
 	var once sync.Once
 	var first error
-	for range n {
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(n, checkpointFlight) {
 		wg.Go(func() {
-			if err := work(ctx); err != nil {
-				once.Do(func() { first = err; cancel(err) })
+			for !failed.Load() && ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := do(i); err != nil {
+					once.Do(func() { first = err })
+					failed.Store(true)
+					return
+				}
+				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
+	if first == nil && done.Load() < int64(n) {
+		first = ctx.Err()
+	}
 	return first
 }
