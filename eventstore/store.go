@@ -694,14 +694,24 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 //
 // It fails closed: if the stream holds messages of this dealer but the last
 // one cannot be read, that is an error, never an empty ledger.
+//
+// On a stream of this dealer alone, every message is the dealer's, and the
+// head is the stream's last sequence, which the stream's info (answered by
+// its leader) tells at once. On a shared stream the head is the last
+// message of the dealer's subjects, which nats-server finds by looking
+// through all of them: 70–100 ms on a stream of 590k packages, and the
+// runner asks every second.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
-	seq, err := s.lastRaw(ctx, s.subjects.All())
-	if !errors.Is(err, ErrNotFound) {
-		return seq, err
-	}
 	st, err := s.js.Stream(ctx, s.stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream: %w", err)
+	}
+	if info := st.CachedInfo(); s.exclusiveStream(info) {
+		return info.State.LastSeq, nil
+	}
+	seq, err := s.lastRaw(ctx, s.subjects.All())
+	if !errors.Is(err, ErrNotFound) {
+		return seq, err
 	}
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.subjects.All()))
 	if err != nil {
@@ -728,7 +738,11 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 // two is a message missing or unreadable.
 func (s *Store) exclusive(ctx context.Context) bool {
 	info, err := s.Info(ctx)
-	return err == nil && len(info.Config.Subjects) == 1 && info.Config.Subjects[0] == s.subjects.All()
+	return err == nil && s.exclusiveStream(info)
+}
+
+func (s *Store) exclusiveStream(info *jetstream.StreamInfo) bool {
+	return len(info.Config.Subjects) == 1 && info.Config.Subjects[0] == s.subjects.All()
 }
 
 // lastRaw is the sequence of the last message on subject, as the stream's
