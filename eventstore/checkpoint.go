@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -44,6 +46,8 @@ type Checkpoints struct {
 	obj    jetstream.ObjectStore
 	bucket string
 	signer *Signer
+	local  string // the file of the local copy; "" for none
+	log    *slog.Logger
 	keep   int
 	// pieceSize is the most bytes of a piece.
 	pieceSize int
@@ -104,9 +108,21 @@ func (h checkpointHeader) signedHash() string {
 
 var bucketPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
+// CheckpointsConfig is what Store.Checkpoints needs.
+type CheckpointsConfig struct {
+	// Signer signs what Save writes.
+	Signer *Signer
+	// LocalCopy, if set, is the file (LocalCheckpointPath) where Save
+	// also keeps a copy of the newest checkpoint, for a start to read
+	// before NATS is up: a server on its embedded NATS sets it.
+	LocalCopy string
+	// Log is told of a local copy that could not be written; nil: no one.
+	Log *slog.Logger
+}
+
 // Checkpoints opens the bucket of the store's checkpoints, creating it on
-// first use with the stream's replicas. signer signs what Save writes.
-func (s *Store) Checkpoints(ctx context.Context, signer *Signer) (*Checkpoints, error) {
+// first use with the stream's replicas.
+func (s *Store) Checkpoints(ctx context.Context, cfg CheckpointsConfig) (*Checkpoints, error) {
 	bucket := s.stream + "_checkpoints"
 	if !bucketPattern.MatchString(bucket) {
 		return nil, fmt.Errorf("checkpoints: stream %q makes no bucket name", s.stream)
@@ -124,7 +140,12 @@ func (s *Store) Checkpoints(ctx context.Context, signer *Signer) (*Checkpoints, 
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints bucket %s: %w", bucket, err)
 	}
-	return &Checkpoints{st: s, obj: obj, bucket: bucket, signer: signer, keep: 3, pieceSize: checkpointPieceSize}, nil
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Checkpoints{st: s, obj: obj, bucket: bucket, signer: cfg.Signer, local: cfg.LocalCopy, log: log,
+		keep: 3, pieceSize: checkpointPieceSize}, nil
 }
 
 // ringFingerprint names the set of trusted keys: chains judged under
@@ -135,7 +156,13 @@ func ringFingerprint(r *Keyring) string {
 }
 
 func (c *Checkpoints) objectName(seq uint64) string {
-	return fmt.Sprintf("%s.%020d", c.st.subjects.Dealer, seq)
+	return checkpointName(c.st.subjects.Dealer, seq)
+}
+
+// checkpointName names the header of dealer's checkpoint at seq; the
+// sequence has all its digits, so that names sort as sequences do.
+func checkpointName(dealer string, seq uint64) string {
+	return fmt.Sprintf("%s.%020d", dealer, seq)
 }
 
 func pieceName(header string, i int) string {
@@ -193,6 +220,16 @@ func (c *Checkpoints) Save(ctx context.Context, seq uint64, subject, hash string
 	if err != nil {
 		c.dropFailed(ctx, name, len(pieces))
 		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	if c.local != "" {
+		// Only once the bucket has it: the copy is never the newer.
+		if err := writeLocalCopy(c.local, meta, parts); err != nil {
+			// A stale copy would be read at every start only to be
+			// passed over for the newer one in the bucket.
+			_ = os.Remove(c.local)
+			c.log.Warn("checkpoint: its local copy could not be written; the next start reads it from NATS",
+				"checkpoint", name, "err", err)
+		}
 	}
 	c.prune(ctx)
 	return nil
@@ -414,7 +451,8 @@ func (c *Checkpoints) readPiece(ctx context.Context, name string, p checkpointPi
 	return nil
 }
 
-// trust checks what a checkpoint claims, before its pieces are read.
+// trust checks what a checkpoint in the bucket claims, before its pieces
+// are read.
 func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (checkpointHeader, error) {
 	var h checkpointHeader
 	meta, ok := info.Metadata[checkpointMeta]
@@ -424,56 +462,82 @@ func (c *Checkpoints) trust(ctx context.Context, info *jetstream.ObjectInfo) (ch
 	if err := json.Unmarshal([]byte(meta), &h); err != nil {
 		return h, fmt.Errorf("its header: %w", err)
 	}
+	if info.Size != 0 {
+		return h, fmt.Errorf("its header object holds %d bytes, not none", info.Size)
+	}
+	if err := c.trustHeader(h); err != nil {
+		return h, err
+	}
+	return h, c.matchStream(ctx, h)
+}
+
+// trustHeader checks what a header claims that needs no stream to check:
+// that it was made for this ledger and signed by its key.
+func (c *Checkpoints) trustHeader(h checkpointHeader) error {
+	if _, err := h.bodySize(); err != nil {
+		return err
+	}
+	switch {
+	case h.Format != checkpointFormat:
+		return fmt.Errorf("format %d, not %d", h.Format, checkpointFormat)
+	case h.Stream != c.st.stream || h.Dealer != c.st.subjects.Dealer:
+		return fmt.Errorf("it is of stream %s, dealer %s", h.Stream, h.Dealer)
+	case h.Keyring != ringFingerprint(c.st.ring):
+		return errors.New("it was made under other trusted keys")
+	}
+	if err := c.st.ring.Verify(h.signedHash(), h.Sig, h.KeyID, h.Seq); err != nil {
+		return fmt.Errorf("its signature: %w", err)
+	}
+	if !strings.HasPrefix(h.Subject, "ledger."+c.st.subjects.Dealer+".") {
+		return fmt.Errorf("it names subject %s, not one of dealer %s", h.Subject, c.st.subjects.Dealer)
+	}
+	return nil
+}
+
+// bodySize is the size of the body the header describes, once its parts
+// and its pieces agree on it.
+func (h checkpointHeader) bodySize() (uint64, error) {
 	var parts, pieces uint64
 	for _, n := range h.Parts {
 		parts += n
 		if n > maxCheckpoint || parts > maxCheckpoint {
-			return h, errors.New("its parts are too large")
+			return 0, errors.New("its parts are too large")
 		}
 	}
 	for _, p := range h.Pieces {
 		pieces += p.Size
 		if p.Size > maxCheckpoint || pieces > maxCheckpoint {
-			return h, errors.New("its pieces are too large")
+			return 0, errors.New("its pieces are too large")
 		}
 	}
-	switch {
-	case h.Format != checkpointFormat:
-		return h, fmt.Errorf("format %d, not %d", h.Format, checkpointFormat)
-	case h.Stream != c.st.stream || h.Dealer != c.st.subjects.Dealer:
-		return h, fmt.Errorf("it is of stream %s, dealer %s", h.Stream, h.Dealer)
-	case h.Keyring != ringFingerprint(c.st.ring):
-		return h, errors.New("it was made under other trusted keys")
-	case parts != pieces:
-		return h, fmt.Errorf("its parts make %d bytes, its pieces %d", parts, pieces)
-	case info.Size != 0:
-		return h, fmt.Errorf("its header object holds %d bytes, not none", info.Size)
+	if parts != pieces {
+		return 0, fmt.Errorf("its parts make %d bytes, its pieces %d", parts, pieces)
 	}
-	if err := c.st.ring.Verify(h.signedHash(), h.Sig, h.KeyID, h.Seq); err != nil {
-		return h, fmt.Errorf("its signature: %w", err)
-	}
-	if !strings.HasPrefix(h.Subject, "ledger."+c.st.subjects.Dealer+".") {
-		return h, fmt.Errorf("it names subject %s, not one of dealer %s", h.Subject, c.st.subjects.Dealer)
-	}
+	return parts, nil
+}
+
+// matchStream checks that the stream holds, at the sequence the header
+// names, the message it names.
+func (c *Checkpoints) matchStream(ctx context.Context, h checkpointHeader) error {
 	head, err := c.st.Head(ctx)
 	if err != nil {
-		return h, fmt.Errorf("reading the stream's head: %w", err)
+		return fmt.Errorf("reading the stream's head: %w", err)
 	}
 	if h.Seq == 0 || h.Seq > head {
-		return h, fmt.Errorf("it covers seq %d, the stream ends at %d", h.Seq, head)
+		return fmt.Errorf("it covers seq %d, the stream ends at %d", h.Seq, head)
 	}
 	rec, found, err := c.st.leaderGet(ctx, directGetRequest{Seq: h.Seq})
 	switch {
 	case err != nil:
-		return h, fmt.Errorf("reading seq %d: %w", h.Seq, err)
+		return fmt.Errorf("reading seq %d: %w", h.Seq, err)
 	case !found:
-		return h, fmt.Errorf("seq %d is not in the stream", h.Seq)
+		return fmt.Errorf("seq %d is not in the stream", h.Seq)
 	case rec.subject != h.Subject:
-		return h, fmt.Errorf("seq %d is on %s, not %s", h.Seq, rec.subject, h.Subject)
+		return fmt.Errorf("seq %d is on %s, not %s", h.Seq, rec.subject, h.Subject)
 	case rec.env.Hash != h.Hash:
-		return h, fmt.Errorf("seq %d has hash %s, not %s", h.Seq, short(rec.env.Hash), short(h.Hash))
+		return fmt.Errorf("seq %d has hash %s, not %s", h.Seq, short(rec.env.Hash), short(h.Hash))
 	}
-	return h, nil
+	return nil
 }
 
 // inParallel calls do for each of 0 to n-1, checkpointFlight at a time,

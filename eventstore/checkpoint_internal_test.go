@@ -20,21 +20,8 @@ import (
 // given; of the checkpoints written, the newest few are kept, and the ones
 // dropped leave nothing in the bucket, not even a delete marker.
 func TestCheckpoints_Pieces(t *testing.T) {
-	st, _, signer := internalStore(t)
 	ctx := context.Background()
-	id := uuid.New()
-	events := []domain.Event{domain.PackageSold{PackageID: id, Price: domain.MustMoney("6.00")}}
-	for i := range 5 {
-		events = append(events, domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"),
-			Method: "cash", Receipt: fmt.Sprintf("R-%d", i)})
-	}
-	appendAll(t, st, id, events[:1], events[1:2], events[2:3], events[3:4], events[4:5], events[5:])
-	ck, err := st.Checkpoints(ctx, signer)
-	require.NoError(t, err)
-	ck.pieceSize = 100
-
-	hist, err := st.Load(ctx, st.Subjects().Package(id.String()))
-	require.NoError(t, err)
+	ck, hist := sixEvents(t, "")
 	require.Len(t, hist, 6)
 	parts := [][]byte{bytes.Repeat([]byte("m"), 250), bytes.Repeat([]byte("f"), 30), {}}
 	for _, env := range hist {
@@ -96,6 +83,27 @@ func TestCheckpoints_Pieces(t *testing.T) {
 	require.Contains(t, rejected[0], "piece 2: reading it")
 }
 
+// sixEvents is a ledger of one package with six events, one a command,
+// and its checkpoints in pieces of 100 bytes, copied to local if not "".
+func sixEvents(t *testing.T, local string) (*Checkpoints, []domain.Envelope) {
+	t.Helper()
+	st, _, signer := internalStore(t)
+	ctx := context.Background()
+	id := uuid.New()
+	events := []domain.Event{domain.PackageSold{PackageID: id, Price: domain.MustMoney("6.00")}}
+	for i := range 5 {
+		events = append(events, domain.PaymentRecorded{PaymentID: uuid.New(), Amount: domain.MustMoney("1.00"),
+			Method: "cash", Receipt: fmt.Sprintf("R-%d", i)})
+	}
+	appendAll(t, st, id, events[:1], events[1:2], events[2:3], events[3:4], events[4:5], events[5:])
+	ck, err := st.Checkpoints(ctx, CheckpointsConfig{Signer: signer, LocalCopy: local})
+	require.NoError(t, err)
+	ck.pieceSize = 100
+	hist, err := st.Load(ctx, st.Subjects().Package(id.String()))
+	require.NoError(t, err)
+	return ck, hist
+}
+
 // TestCheckpoints_FailedSaveLeavesNothing: a save that cannot finish (its
 // context ends while pieces are on their way) leaves no header, so no
 // checkpoint that a start would try, and removes the pieces it wrote.
@@ -104,7 +112,7 @@ func TestCheckpoints_FailedSaveLeavesNothing(t *testing.T) {
 	id := uuid.New()
 	appendAll(t, st, id, []domain.Event{domain.PackageSold{PackageID: id, Price: domain.MustMoney("6.00")}})
 	ctx := context.Background()
-	ck, err := st.Checkpoints(ctx, signer)
+	ck, err := st.Checkpoints(ctx, CheckpointsConfig{Signer: signer})
 	require.NoError(t, err)
 	ck.pieceSize = 64 << 10
 	hist, err := st.Load(ctx, st.Subjects().Package(id.String()))

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -64,9 +66,15 @@ func (l *ckptLedger) publish(n int) {
 }
 
 func (l *ckptLedger) checkpoints() *eventstore.Checkpoints {
+	return l.checkpointsCopiedTo("")
+}
+
+// checkpointsCopiedTo is checkpoints that keep a local copy at path, if
+// it is not "".
+func (l *ckptLedger) checkpointsCopiedTo(path string) *eventstore.Checkpoints {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := l.st.Checkpoints(ctx, l.signer)
+	c, err := l.st.Checkpoints(ctx, eventstore.CheckpointsConfig{Signer: l.signer, LocalCopy: path})
 	require.NoError(l.t, err)
 	return c
 }
@@ -93,10 +101,12 @@ func (b *logBuffer) String() string {
 // not nil, waits until it has caught up, and returns it with a stop that
 // ends it (and, with checkpoints, writes the last one).
 func (l *ckptLedger) run(ck *eventstore.Checkpoints, logs io.Writer) (*projections.Runner, func()) {
-	return l.runEvery(ck, logs, 1<<30)
+	return l.runEvery(ck, logs, 1<<30, nil)
 }
 
-func (l *ckptLedger) runEvery(ck *eventstore.Checkpoints, logs io.Writer, every int) (*projections.Runner, func()) {
+// runEvery is run with a checkpoint every so many events, and pre tried
+// first if not nil.
+func (l *ckptLedger) runEvery(ck *eventstore.Checkpoints, logs io.Writer, every int, pre *projections.Preload) (*projections.Runner, func()) {
 	l.t.Helper()
 	if logs == nil {
 		logs = io.Discard
@@ -104,6 +114,9 @@ func (l *ckptLedger) runEvery(ck *eventstore.Checkpoints, logs io.Writer, every 
 	r := projections.NewRunner(l.st.Feed(), projections.NewModel(shanghai), slog.New(slog.NewTextHandler(logs, nil)))
 	if ck != nil {
 		require.NoError(l.t, r.UseCheckpoints(ck, projections.CheckpointPolicy{Every: every}))
+	}
+	if pre != nil {
+		require.NoError(l.t, r.ResumeFirstFrom(pre))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -190,6 +203,96 @@ func TestRunner_Checkpoint_ResumeEqualsReplay(t *testing.T) {
 	require.Equal(t, dump(t, full), dump(t, resumed))
 }
 
+// preloadCopy starts preloading the local copy at path, as serve does
+// before its NATS server is up, with business days in tz.
+func preloadCopy(path string, tz *time.Location) *projections.Preload {
+	return projections.StartPreload(tz, func() (projections.Candidate, error) {
+		lc, err := eventstore.ReadLocalCheckpoint(path)
+		if err != nil {
+			return projections.Candidate{}, err
+		}
+		return projections.Candidate{Name: lc.Name(), Seq: lc.Seq(), Parts: lc.Parts(),
+			Vouch: func(ctx context.Context, s projections.CheckpointStore) error {
+				return s.(*eventstore.Checkpoints).Vouch(ctx, lc)
+			}}, nil
+	})
+}
+
+// TestRunner_Checkpoint_Preloaded: a runner resumes from the local copy
+// of the newest checkpoint, read and decoded before it runs, to what a
+// full replay holds; a copy its bucket does not vouch for (a newer one is
+// there), one decoded for other business days, and one that cannot be
+// read are each passed over with the reason, and the start goes on from
+// the bucket; no copy at all is no reason to note.
+func TestRunner_Checkpoint_Preloaded(t *testing.T) {
+	l := newCkptLedger(t, 300)
+	l.publish(len(l.recs) / 2)
+	path := eventstore.LocalCheckpointPath(t.TempDir(), "LEDGER", "demo")
+	ck := l.checkpointsCopiedTo(path)
+	r1, stop1 := l.run(ck, nil)
+	firstHalf := r1.Status().AppliedSeq
+	stop1()
+	firstCopy, err := os.ReadFile(path)
+	require.NoError(t, err)
+	l.publish(len(l.recs))
+	full, _ := l.run(nil, nil)
+	want := dump(t, full)
+
+	var logs logBuffer
+	r, stop := l.runEvery(ck, &logs, 1<<30, preloadCopy(path, shanghai))
+	st := r.Status().Checkpoint
+	require.True(t, st.Preloaded, "logs:\n%s", logs.String())
+	require.Equal(t, firstHalf, st.Seq)
+	require.Empty(t, st.Ignored)
+	require.Contains(t, logs.String(), "resumed from preloaded checkpoint")
+	require.Equal(t, want, dump(t, r))
+	stop() // a checkpoint of the whole stream, and its copy
+	newest := r.Status().AppliedSeq
+
+	t.Run("NewerInBucket", func(t *testing.T) {
+		// The copy of the first checkpoint, as a server of a cluster
+		// would have once another wrote the newest.
+		older := filepath.Join(t.TempDir(), "older")
+		require.NoError(t, os.WriteFile(older, firstCopy, 0o600))
+		var logs logBuffer
+		r, _ := l.runEvery(ck, &logs, 1<<30, preloadCopy(older, shanghai))
+		st := r.Status().Checkpoint
+		require.False(t, st.Preloaded)
+		require.Equal(t, newest, st.Seq, "resumed from the bucket's newest")
+		require.Len(t, st.Ignored, 1)
+		require.Contains(t, st.Ignored[0], "(preloaded): the bucket has a newer checkpoint")
+		require.Equal(t, want, dump(t, r))
+	})
+	for _, c := range []struct {
+		name string
+		pre  func() *projections.Preload
+		why  string
+	}{
+		{"OtherBusinessDays", func() *projections.Preload { return preloadCopy(path, time.UTC) }, "business days in UTC"},
+		{"Unreadable", func() *projections.Preload {
+			bad := filepath.Join(t.TempDir(), "bad")
+			require.NoError(t, os.WriteFile(bad, []byte("not a copy"), 0o600))
+			return preloadCopy(bad, shanghai)
+		}, "preloaded: checkpoint copy"},
+		{"None", func() *projections.Preload { return preloadCopy(filepath.Join(t.TempDir(), "none"), shanghai) }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs logBuffer
+			r, _ := l.runEvery(ck, &logs, 1<<30, c.pre())
+			st := r.Status().Checkpoint
+			require.False(t, st.Preloaded)
+			require.Equal(t, newest, st.Seq, "resumed from the bucket")
+			if c.why == "" {
+				require.Empty(t, st.Ignored)
+			} else {
+				require.Len(t, st.Ignored, 1)
+				require.Contains(t, st.Ignored[0], c.why)
+			}
+			require.Equal(t, want, dump(t, r))
+		})
+	}
+}
+
 // TestRunner_Checkpoint_WhileApplying: checkpoints written every few
 // hundred events while events keep arriving (the snapshot taken under the
 // lock, written while the runner goes on) each hold the state at their own
@@ -199,7 +302,7 @@ func TestRunner_Checkpoint_WhileApplying(t *testing.T) {
 	l.publish(len(l.recs) / 3)
 	ck := l.checkpoints()
 	var logs logBuffer
-	r, stop := l.runEvery(ck, &logs, 150)
+	r, stop := l.runEvery(ck, &logs, 150, nil)
 	l.publish(len(l.recs)) // while it applies and writes
 	head, err := l.st.Head(context.Background())
 	require.NoError(t, err)
@@ -282,9 +385,9 @@ func TestRunner_Checkpoint_Untrusted(t *testing.T) {
 	env, err := l.st.Get(ctx, head)
 	require.NoError(t, err)
 	other := eventstoretest.Open(t, l.nc, "demo", eventstoretest.NewSigner(t))
-	otherCk, err := other.Checkpoints(ctx, eventstoretest.NewSigner(t))
+	otherCk, err := other.Checkpoints(ctx, eventstore.CheckpointsConfig{Signer: eventstoretest.NewSigner(t)})
 	require.NoError(t, err)
-	forger, err := l.st.Checkpoints(ctx, eventstoretest.NewSigner(t)) // the ledger's keyring, another key
+	forger, err := l.st.Checkpoints(ctx, eventstore.CheckpointsConfig{Signer: eventstoretest.NewSigner(t)}) // the ledger's keyring, another key
 	require.NoError(t, err)
 	parts := [][]byte{goodBody[:len(goodBody)/2], goodBody[len(goodBody)/2:]} // well signed, not a model
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"sync"
 	"time"
 )
 
@@ -53,6 +55,9 @@ type CheckpointStatus struct {
 	// whole stream.
 	Seq  uint64 `json:"seq"`
 	Name string `json:"name,omitempty"`
+	// Preloaded is set when the checkpoint was read before NATS was up,
+	// from the local copy.
+	Preloaded bool `json:"preloaded,omitempty"`
 	// Ignored says why each checkpoint passed over was not trusted.
 	Ignored  []string   `json:"ignored,omitempty"`
 	SavedSeq uint64     `json:"saved_seq,omitempty"`
@@ -75,6 +80,7 @@ type checkpointer struct {
 	lastSeq               uint64
 	lastSubject, lastHash string
 	status                CheckpointStatus
+	pre                   *Preload // tried first at start, if set
 }
 
 // UseCheckpoints makes the runner resume from a checkpoint in store and
@@ -95,20 +101,24 @@ func (r *Runner) UseCheckpoints(store CheckpointStore, policy CheckpointPolicy) 
 }
 
 // resume loads the newest checkpoint that can be trusted and read, if
-// any: the model and the source's state both, or neither.
+// any: the model and the source's state both, or neither. A preloaded
+// checkpoint goes first.
 func (r *Runner) resume(ctx context.Context) {
 	c := r.ck
 	if c == nil {
 		return
 	}
+	if p := c.pre; p != nil {
+		c.pre = nil // its memory goes with it if it is not used
+		if r.resumePreloaded(ctx, p) {
+			return
+		}
+	}
 	start := time.Now()
 	var read time.Duration // of start to when the last was read
 	var size int
 	use := func(seq uint64, parts [][]byte) error {
-		read, size = time.Since(start), 0
-		for _, p := range parts {
-			size += len(p)
-		}
+		read, size = time.Since(start), partsSize(parts)
 		if len(parts) != 2 {
 			return fmt.Errorf("it has %d parts, not 2", len(parts))
 		}
@@ -121,28 +131,15 @@ func (r *Runner) resume(ctx context.Context) {
 			defer close(feedDone)
 			commit, ferr = c.src.Restore(parts[1], seq)
 		}()
-		m, err := decodeModel(r.model.tz, parts[0])
+		m, err := decodeCheckpointModel(r.model.tz, seq, parts[0])
 		<-feedDone
 		if err = errors.Join(err, ferr); err != nil {
 			return err
 		}
-		if m.lastSeq != seq {
-			return fmt.Errorf("it covers seq %d but its read models seq %d", seq, m.lastSeq)
-		}
-		commit()
-		r.mu.Lock()
-		r.model, r.applied = m, seq
-		c.status.Seq = seq
-		r.mu.Unlock()
+		r.install(seq, m, commit)
 		return nil
 	}
-	reject := func(name string, err error) {
-		r.log.Warn("projections: checkpoint ignored; reading the stream instead", "checkpoint", name, "why", err)
-		r.mu.Lock()
-		c.status.Ignored = append(c.status.Ignored, name+": "+err.Error())
-		r.mu.Unlock()
-	}
-	name, err := c.store.Load(ctx, use, reject)
+	name, err := c.store.Load(ctx, use, func(name string, err error) { r.rejectCheckpoint(name, err) })
 	switch {
 	case err != nil:
 		r.log.Warn("projections: checkpoints could not be read; reading the whole stream", "err", err)
@@ -157,6 +154,163 @@ func (r *Runner) resume(ctx context.Context) {
 		r.log.Info("projections: resumed from checkpoint", "checkpoint", name, "seq", seq, "bytes", size,
 			"took", took.Round(time.Millisecond), "reading", read.Round(time.Millisecond), "decoding", (took - read).Round(time.Millisecond))
 	}
+}
+
+// resumePreloaded resumes from p if its store vouches for it, restoring
+// the source's state meanwhile, and says whether it did.
+func (r *Runner) resumePreloaded(ctx context.Context, p *Preload) bool {
+	c := r.ck
+	start := time.Now()
+	select {
+	case <-p.read:
+	case <-ctx.Done():
+		return false
+	}
+	if errors.Is(p.readErr, fs.ErrNotExist) {
+		r.log.Info("projections: no checkpoint to preload", "err", p.readErr)
+		return false
+	}
+	cand := p.cand
+	label := cand.Name + " (preloaded)"
+	if p.readErr != nil {
+		r.rejectCheckpoint("preloaded", p.readErr)
+		return false
+	}
+	if p.tz.String() != r.model.tz.String() {
+		r.rejectCheckpoint(label, fmt.Errorf("decoded for business days in %s, not %s", p.tz, r.model.tz))
+		return false
+	}
+	// The store vouches and the source restores its state while the
+	// model is still being decoded.
+	var commit func()
+	var ferr, verr error
+	var wg sync.WaitGroup
+	wg.Go(func() { verr = cand.Vouch(ctx, c.store) })
+	if len(cand.Parts) == 2 {
+		wg.Go(func() { commit, ferr = c.src.Restore(cand.Parts[1], cand.Seq) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return false
+	}
+	if err := errors.Join(verr, ferr); err != nil {
+		r.rejectCheckpoint(label, err)
+		return false
+	}
+	select {
+	case <-p.decoded:
+	case <-ctx.Done():
+		return false
+	}
+	if p.decodeErr != nil {
+		r.rejectCheckpoint(label, p.decodeErr)
+		return false
+	}
+	r.install(cand.Seq, p.model, commit)
+	r.mu.Lock()
+	c.status.Name, c.status.Preloaded = cand.Name, true
+	r.mu.Unlock()
+	r.log.Info("projections: resumed from preloaded checkpoint", "checkpoint", cand.Name, "seq", cand.Seq,
+		"bytes", partsSize(cand.Parts), "reading", p.readTook.Round(time.Millisecond),
+		"decoding", p.decodeTook.Round(time.Millisecond), "waited", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+// install makes a checkpoint's model the runner's and puts the source's
+// state in place with commit.
+func (r *Runner) install(seq uint64, m *Model, commit func()) {
+	commit()
+	r.mu.Lock()
+	r.model, r.applied = m, seq
+	r.ck.status.Seq = seq
+	r.mu.Unlock()
+}
+
+func (r *Runner) rejectCheckpoint(name string, err error) {
+	r.log.Warn("projections: checkpoint ignored; reading the stream instead", "checkpoint", name, "why", err)
+	r.mu.Lock()
+	r.ck.status.Ignored = append(r.ck.status.Ignored, name+": "+err.Error())
+	r.mu.Unlock()
+}
+
+// decodeCheckpointModel decodes the model part of a checkpoint that
+// covers the stream up to seq.
+func decodeCheckpointModel(tz *time.Location, seq uint64, part []byte) (*Model, error) {
+	m, err := decodeModel(tz, part)
+	if err != nil {
+		return nil, err
+	}
+	if m.lastSeq != seq {
+		return nil, fmt.Errorf("it covers seq %d but its read models seq %d", seq, m.lastSeq)
+	}
+	return m, nil
+}
+
+func partsSize(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
+}
+
+// Candidate is a checkpoint read before its store could be asked about
+// it: a copy on local disk, read while NATS starts.
+type Candidate struct {
+	Name  string
+	Seq   uint64
+	Parts [][]byte
+	// Vouch says whether the checkpoint may be trusted, asking the store
+	// the runner keeps its checkpoints in.
+	Vouch func(ctx context.Context, store CheckpointStore) error
+}
+
+// Preload is a checkpoint being read and decoded in the background, so
+// that a start spends the time its event store takes to come up on it.
+// A runner resumes from it only if its store vouches for it.
+type Preload struct {
+	tz      *time.Location
+	read    chan struct{} // closed once cand and readErr are set
+	decoded chan struct{} // closed once model and decodeErr are set
+
+	cand                 Candidate
+	readErr              error
+	model                *Model
+	decodeErr            error
+	readTook, decodeTook time.Duration
+}
+
+// StartPreload calls read and decodes the read models of the checkpoint
+// it returns, in the background, with business days in tz.
+func StartPreload(tz *time.Location, read func() (Candidate, error)) *Preload {
+	p := &Preload{tz: tz, read: make(chan struct{}), decoded: make(chan struct{})}
+	go func() {
+		defer close(p.decoded)
+		start := time.Now()
+		p.cand, p.readErr = read()
+		p.readTook = time.Since(start)
+		close(p.read)
+		if p.readErr != nil {
+			return
+		}
+		if len(p.cand.Parts) != 2 {
+			p.decodeErr = fmt.Errorf("it has %d parts, not 2", len(p.cand.Parts))
+			return
+		}
+		p.model, p.decodeErr = decodeCheckpointModel(tz, p.cand.Seq, p.cand.Parts[0])
+		p.decodeTook = time.Since(start) - p.readTook
+	}()
+	return p
+}
+
+// ResumeFirstFrom makes the runner try p before the checkpoints in its
+// store. Call it after UseCheckpoints, before Run.
+func (r *Runner) ResumeFirstFrom(p *Preload) error {
+	if r.ck == nil {
+		return errors.New("checkpoints: a preload with no checkpoint store to vouch for it")
+	}
+	r.ck.pre = p
+	return nil
 }
 
 // applied is told of each event the runner applies, under its lock, and

@@ -32,7 +32,7 @@ func BenchmarkRunner_Start(b *testing.B) {
 	if err != nil || head != uint64(events) {
 		b.Fatalf("head %d, want %d: %v", head, events, err)
 	}
-	ck, err := st.Checkpoints(ctx, sg)
+	ck, err := st.Checkpoints(ctx, eventstore.CheckpointsConfig{Signer: sg})
 	if err != nil {
 		b.Fatal(err)
 	}

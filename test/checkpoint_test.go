@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,7 +15,10 @@ import (
 // checkpoint of the read models, and the next start resumes from it
 // (/healthz says from which sequence) with every answer as before; after
 // a later SIGKILL, a start resumes from that same checkpoint and replays
-// the rest; with --checkpoints=false it reads the whole log.
+// the rest. Both starts read the checkpoint from its copy in the data dir
+// (preloaded, while NATS starts); a damaged copy is passed over for the
+// same checkpoint in NATS. With --checkpoints=false a start reads the
+// whole log.
 func TestCheckpoint_Restart(t *testing.T) {
 	dataDir := t.TempDir()
 	srv := startServer(t, dataDir)
@@ -58,7 +63,8 @@ func TestCheckpoint_Restart(t *testing.T) {
 	ck := obj(t, proj, "checkpoint")
 	require.Equal(t, applied, num(t, ck, "seq"), "resumed after the checkpoint of the clean stop; stderr:\n%s", srv.stderr)
 	require.NotEmpty(t, str(t, ck, "name"))
-	require.Contains(t, srv.stderr.String(), "resumed from checkpoint")
+	require.Equal(t, true, ck["preloaded"], "read from its local copy; stderr:\n%s", srv.stderr)
+	require.Contains(t, srv.stderr.String(), "resumed from preloaded checkpoint")
 	require.Equal(t, before, answers(srv))
 
 	// One more write, then SIGKILL: no checkpoint of it.
@@ -69,7 +75,26 @@ func TestCheckpoint_Restart(t *testing.T) {
 
 	srv = startServer(t, dataDir)
 	proj = obj(t, srv.waitCaughtUp(), "projections")
-	require.Equal(t, applied, num(t, obj(t, proj, "checkpoint"), "seq"), "the same checkpoint, and the rest replayed")
+	ck = obj(t, proj, "checkpoint")
+	require.Equal(t, applied, num(t, ck, "seq"), "the same checkpoint, and the rest replayed")
+	require.Equal(t, true, ck["preloaded"])
+	require.Equal(t, after, answers(srv))
+	applied = num(t, proj, "applied_seq")
+	srv.Term()
+
+	// A copy damaged on disk: the same checkpoint, from NATS.
+	copyFile := filepath.Join(dataDir, "checkpoint.LEDGER.demo")
+	b, err := os.ReadFile(copyFile)
+	require.NoError(t, err)
+	b[len(b)-100] ^= 0x01
+	require.NoError(t, os.WriteFile(copyFile, b, 0o600))
+	srv = startServer(t, dataDir)
+	proj = obj(t, srv.waitCaughtUp(), "projections")
+	ck = obj(t, proj, "checkpoint")
+	require.Equal(t, applied, num(t, ck, "seq"), "stderr:\n%s", srv.stderr)
+	require.Nil(t, ck["preloaded"])
+	require.Contains(t, fmt.Sprint(ck["ignored"]), "is not the one its header names")
+	require.Contains(t, srv.stderr.String(), "resumed from checkpoint")
 	require.Equal(t, after, answers(srv))
 	srv.Term()
 

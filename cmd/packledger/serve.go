@@ -63,7 +63,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&c.dedupe, "dedupe-window", time.Hour, "JetStream duplicate window for Nats-Msg-Id (idempotency keys hold beyond it too)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.debugNATS, "debug-nats", false, "log the embedded NATS server's own messages")
-	fs.BoolVar(&c.checkpoints, "checkpoints", true, "keep checkpoints of the read models in the NATS object store, so that a start reads only the events after the last one (written periodically and on a clean stop)")
+	fs.BoolVar(&c.checkpoints, "checkpoints", true, "keep checkpoints of the read models in the NATS object store (and, on the embedded server, a copy of the newest in --data), so that a start reads only the events after the last one (written periodically and on a clean stop)")
 	fs.IntVar(&c.checkpointEvery, "checkpoint-every", projections.DefaultCheckpointEvery, "write a checkpoint after this many events")
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", projections.DefaultCheckpointInterval, "or this long after the last one, if events came")
 	keyFlags(fs, &c.keyFile, &c.keyringFile)
@@ -112,16 +112,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// take the others' events for forgeries.
 		return errors.New("--nats needs --key-file: every server on one ledger signs with the same key")
 	}
+	var ck *checkpointing
+	if c.checkpoints {
+		ck = &checkpointing{policy: projections.CheckpointPolicy{Every: c.checkpointEvery, Interval: c.checkpointInterval}}
+		if c.natsURL == "" {
+			// Read while the embedded server recovers the stream.
+			ck.localCopy = eventstore.LocalCheckpointPath(c.data, c.stream, c.dealer)
+			ck.preload = preloadLocalCheckpoint(ck.localCopy, tz)
+		}
+	}
 	node, err := openNode(ctx, c, log)
 	if err != nil {
 		return err
 	}
 	defer node.shutdown()
 	store := node.store
-	var ck *checkpointing
-	if c.checkpoints {
-		ck = &checkpointing{policy: projections.CheckpointPolicy{Every: c.checkpointEvery, Interval: c.checkpointInterval}}
-	}
 	runner, stopRunner, err := node.startProjections(ctx, tz, log, ck)
 	if err != nil {
 		return err
@@ -258,26 +263,56 @@ func openNode(ctx context.Context, c *serveConfig, log *slog.Logger) (*ledgerNod
 	return &ledgerNode{natsLink: link, signer: signer, store: store}, nil
 }
 
-// startProjections starts the read models' runner on the store's feed:
-// from an empty model, it reads the whole log and then follows it. stop
-// ends it and waits for it.
 // checkpointing is how the projections keep checkpoints; nil keeps none.
 type checkpointing struct {
 	policy projections.CheckpointPolicy
+	// localCopy is the file of the local copy of the newest checkpoint,
+	// "" for none; preload is that copy being read, if set.
+	localCopy string
+	preload   *projections.Preload
 }
+
+// preloadLocalCheckpoint starts reading and decoding the local copy of
+// the newest checkpoint at path, for the runner to resume from once the
+// bucket vouches for it.
+func preloadLocalCheckpoint(path string, tz *time.Location) *projections.Preload {
+	return projections.StartPreload(tz, func() (projections.Candidate, error) {
+		l, err := eventstore.ReadLocalCheckpoint(path)
+		if err != nil {
+			return projections.Candidate{}, err
+		}
+		return projections.Candidate{Name: l.Name(), Seq: l.Seq(), Parts: l.Parts(),
+			Vouch: func(ctx context.Context, s projections.CheckpointStore) error {
+				ck, ok := s.(*eventstore.Checkpoints)
+				if !ok {
+					return errors.New("its checkpoint store cannot vouch for a local copy")
+				}
+				return ck.Vouch(ctx, l)
+			}}, nil
+	})
+}
+
+// startProjections starts the read models' runner on the store's feed:
+// from an empty model, it reads the whole log and then follows it. stop
+// ends it and waits for it.
 
 func (n *ledgerNode) startProjections(ctx context.Context, tz *time.Location, log *slog.Logger, ck *checkpointing) (runner *projections.Runner, stop func(), err error) {
 	model := projections.NewModel(tz)
 	runner = projections.NewRunner(n.store.Feed(), model, log)
 	if ck != nil {
 		ckCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		store, err := n.store.Checkpoints(ckCtx, n.signer)
+		store, err := n.store.Checkpoints(ckCtx, eventstore.CheckpointsConfig{Signer: n.signer, LocalCopy: ck.localCopy, Log: log})
 		cancel()
 		if err != nil {
 			return nil, nil, err
 		}
 		if err := runner.UseCheckpoints(store, ck.policy); err != nil {
 			return nil, nil, err
+		}
+		if ck.preload != nil {
+			if err := runner.ResumeFirstFrom(ck.preload); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	runCtx, stopRunner := context.WithCancel(context.Background())
