@@ -18,7 +18,7 @@ type Scanner interface {
 // verifyLedger recomputes the ledger from the log and compares it with the
 // live projections.
 func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request) {
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

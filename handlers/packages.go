@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,61 +24,12 @@ func (s *Server) sell(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.Plan == "" {
-		s.writeError(w, r, domain.FieldErrorf(domain.CodeInvalidField, "plan", "is required"))
-		return
-	}
-	if err := domain.CheckPlanCode(req.Plan); err != nil {
-		s.writeError(w, r, domain.FieldErrorf(domain.CodePlanNotFound, "plan", "no plan %q", truncateText(req.Plan, 40)))
-		return
-	}
-	if err := s.ready(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	u := userOf(r.Context())
-	id := newID()
-	// A sale makes a new subject, so its idempotency key cannot be found
-	// on the subject as other writes' keys are: look it up among the sales
-	// first, and let JetStream's duplicate window catch a quick retry.
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		s.reads.Read(func(m *projections.Model) {
-			if prev, ok := m.SaleByKey(u.ID, key); ok {
-				id = prev
-			}
-		})
-	}
-	decide := func(hist []domain.Envelope) (eventstore.Change, error) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
-		defer cancel()
-		planHist, err := s.ledger.Load(ctx, s.ledger.Subjects().Plan(req.Plan))
-		if err != nil {
-			return eventstore.Change{}, unavailableErr("the plan could not be read from the ledger; retry with the same Idempotency-Key", err)
-		}
-		plan := foldPlan(planHist)
-		if !plan.Exists() {
-			return eventstore.Change{}, domain.FieldErrorf(domain.CodePlanNotFound, "plan", "no plan %q", req.Plan)
-		}
-		evs, err := domain.Decide(domain.Fold(hist), domain.Sell{
-			PackageID: id, Plan: plan, Customer: req.Customer, Vehicle: req.Vehicle, Advisor: u.ID,
-		}, s.now())
-		return eventstore.Change{Events: evs}, err
-	}
-	res, err := s.write(r, s.ledger.Subjects().Package(id.String()), decide)
-	var used *eventstore.KeyUsedError
-	if errors.As(err, &used) && used.Existing.Type == "PackageSold" {
-		// The first attempt's sale, seen by JetStream before the read
-		// models had it: answer with that package.
-		res, err = s.write(r, used.Existing.Subject, decide)
-	}
-	if err == nil {
-		err = replayOf(res, "PackageSold")
-	}
+	p, err := s.sellPackage(r.Context(), opOf(r), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, viewPackage(domain.Fold(res.History)))
+	writeJSON(w, http.StatusCreated, viewPackage(p))
 }
 
 // packageSubject parses the {id} of the path.
@@ -121,18 +70,7 @@ func (s *Server) readPackage(r *http.Request) (domain.Package, error) {
 	if err != nil {
 		return domain.Package{}, err
 	}
-	if err := s.ready(r); err != nil {
-		return domain.Package{}, err
-	}
-	var (
-		p  domain.Package
-		ok bool
-	)
-	s.reads.Read(func(m *projections.Model) { p, ok = m.Package(id) })
-	if !ok {
-		return domain.Package{}, domain.Errorf(domain.CodePackageNotFound, "no package %s", id)
-	}
-	return p, nil
+	return s.packageByID(r.Context(), id)
 }
 
 func (s *Server) getPackage(w http.ResponseWriter, r *http.Request) {
@@ -153,7 +91,7 @@ func (s *Server) findPackages(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -229,66 +167,25 @@ type paymentResponse struct {
 
 func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request) {
 	var req paymentRequest
-	id, subject, ok := s.packageRequest(w, r, &req)
+	id, _, ok := s.packageRequest(w, r, &req)
 	if !ok {
 		return
 	}
-	paymentID := newID()
-	res, err := s.write(r, subject, func(hist []domain.Envelope) (eventstore.Change, error) {
-		evs, err := domain.Decide(domain.Fold(hist), domain.RecordPayment{
-			PaymentID: paymentID, Amount: req.Amount, Method: req.Method, Receipt: req.Receipt,
-		}, s.now())
-		if err != nil {
-			return eventstore.Change{}, err
-		}
-		return s.ledger.Subjects().PackageChange(id, evs), nil
-	})
-	var taken *eventstore.ClaimTakenError
-	if errors.As(err, &taken) {
-		err = s.receiptTaken(r, id, req, taken)
-		if err == nil {
-			// The same payment, recorded by a request that raced this one.
-			res, err = s.write(r, subject, s.decidePackage(domain.RecordPayment{
-				PaymentID: paymentID, Amount: req.Amount, Method: req.Method, Receipt: req.Receipt,
-			}))
-		}
-	}
-	if err == nil {
-		err = replayOf(res, "PaymentRecorded")
-	}
+	pay, p, created, err := s.recordPaymentFor(r.Context(), opOf(r), id, req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	p := domain.Fold(res.History)
 	status := http.StatusCreated
-	var pay domain.Payment
-	if len(res.Appended) == 0 {
-		// The receipt was already recorded for this package and amount.
-		status = http.StatusOK
-		pay, _ = p.PaymentByReceipt(trimmedRef("receipt", req.Receipt))
-	} else {
-		pay, _ = p.PaymentByID(res.Appended[0].Event.(domain.PaymentRecorded).PaymentID)
+	if !created {
+		status = http.StatusOK // the receipt was already recorded for this package and amount
 	}
 	writeJSON(w, status, paymentResponse{Payment: pay, Package: viewPackage(p)})
 }
 
-// receiptTaken decides what a taken receipt number means: nil if it was
-// taken by this very payment (same package and amount), else the conflict.
-func (s *Server) receiptTaken(r *http.Request, id uuid.UUID, req paymentRequest, taken *eventstore.ClaimTakenError) error {
-	if c, ok := taken.Existing.Event.(domain.ReceiptClaimed); ok && c.PackageID == id && c.Amount.Equal(req.Amount) {
-		return nil
-	}
-	other := ""
-	if c, ok := taken.Existing.Event.(domain.ReceiptClaimed); ok {
-		other = " (package " + c.PackageID.String() + ", " + c.Amount.String() + ")"
-	}
-	return domain.FieldErrorf(domain.CodeDuplicateReceipt, "receipt", "receipt %s was already used for another payment%s", req.Receipt, other)
-}
-
 func (s *Server) voidPayment(w http.ResponseWriter, r *http.Request) {
 	var req reasonRequest
-	_, subject, ok := s.packageRequest(w, r, &req)
+	id, _, ok := s.packageRequest(w, r, &req)
 	if !ok {
 		return
 	}
@@ -297,20 +194,17 @@ func (s *Server) voidPayment(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writePackage(w, r, subject, domain.VoidPayment{PaymentID: pid, Reason: req.Reason}, "PaymentVoided")
+	s.writePackage(w, r, id, domain.VoidPayment{PaymentID: pid, Reason: req.Reason}, "PaymentVoided")
 }
 
 // writePackage runs a command whose answer is the package.
-func (s *Server) writePackage(w http.ResponseWriter, r *http.Request, subject string, cmd domain.Command, eventType string) {
-	res, err := s.write(r, subject, s.decidePackage(cmd))
-	if err == nil {
-		err = replayOf(res, eventType)
-	}
+func (s *Server) writePackage(w http.ResponseWriter, r *http.Request, id uuid.UUID, cmd domain.Command, eventType string) {
+	p, err := s.packageCommand(r.Context(), opOf(r), id, cmd, eventType)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewPackage(domain.Fold(res.History)))
+	writeJSON(w, http.StatusOK, viewPackage(p))
 }
 
 type redeemRequest struct {
@@ -326,36 +220,25 @@ type redemptionResponse struct {
 
 func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 	var req redeemRequest
-	_, subject, ok := s.packageRequest(w, r, &req)
+	id, _, ok := s.packageRequest(w, r, &req)
 	if !ok {
 		return
 	}
-	res, err := s.write(r, subject, s.decidePackage(domain.Redeem{
-		RedemptionID: newID(), Service: req.Service, RepairOrder: req.RepairOrder, Mileage: req.Mileage,
-	}))
-	if err == nil {
-		err = replayOf(res, "VisitRedeemed")
-	}
+	red, p, created, err := s.redeemVisit(r.Context(), opOf(r), id, req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	p := domain.Fold(res.History)
 	status := http.StatusCreated
-	var red domain.Redemption
-	if len(res.Appended) == 0 {
-		// This repair order already deducted this service: its first answer.
-		status = http.StatusOK
-		red, _ = p.RedemptionFor(trimmedRef("repair_order", req.RepairOrder), req.Service)
-	} else {
-		red, _ = p.RedemptionByID(res.Appended[0].Event.(domain.VisitRedeemed).RedemptionID)
+	if !created {
+		status = http.StatusOK // this repair order already deducted this service: its first answer
 	}
 	writeJSON(w, status, redemptionResponse{Redemption: red, Package: viewPackage(p)})
 }
 
 func (s *Server) reverse(w http.ResponseWriter, r *http.Request) {
 	var req reasonRequest
-	_, subject, ok := s.packageRequest(w, r, &req)
+	id, _, ok := s.packageRequest(w, r, &req)
 	if !ok {
 		return
 	}
@@ -364,16 +247,16 @@ func (s *Server) reverse(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writePackage(w, r, subject, domain.ReverseRedemption{RedemptionID: rid, Reason: req.Reason}, "RedemptionReversed")
+	s.writePackage(w, r, id, domain.ReverseRedemption{RedemptionID: rid, Reason: req.Reason}, "RedemptionReversed")
 }
 
 func (s *Server) breakage(w http.ResponseWriter, r *http.Request) {
 	var req reasonRequest
-	_, subject, ok := s.packageRequest(w, r, &req)
+	id, _, ok := s.packageRequest(w, r, &req)
 	if !ok {
 		return
 	}
-	s.writePackage(w, r, subject, domain.RecognizeBreakage{Reason: req.Reason}, "BreakageRecognized")
+	s.writePackage(w, r, id, domain.RecognizeBreakage{Reason: req.Reason}, "BreakageRecognized")
 }
 
 type refundRequest struct {
@@ -388,23 +271,15 @@ type refundResponse struct {
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 	var req refundRequest
-	_, subject, ok := s.packageRequest(w, r, &req)
+	id, _, ok := s.packageRequest(w, r, &req)
 	if !ok {
 		return
 	}
-	res, err := s.write(r, subject, s.decidePackage(domain.RefundPackage{Method: req.Method, Reason: req.Reason}))
-	if err == nil && res.Replayed {
-		// A refund after breakage starts with BreakageReversed.
-		last := res.Appended[len(res.Appended)-1]
-		if last.Type != "PackageRefunded" {
-			err = domain.Errorf(domain.CodeIdempotencyConflict, "this Idempotency-Key was already used for a %s", last.Type)
-		}
-	}
+	p, err := s.refundPackageFor(r.Context(), opOf(r), id, req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	p := domain.Fold(res.History)
 	writeJSON(w, http.StatusOK, refundResponse{Refund: p.Refund, Package: viewPackage(p)})
 }
 
@@ -415,12 +290,22 @@ func (s *Server) quoteRefund(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// Decide on a throw-away command tells whether a refund is allowed at all.
-	if _, err := domain.Decide(p, domain.RefundPackage{Method: "cash", Reason: "preview"}, s.now()); err != nil {
+	q, err := s.refundQuote(p)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"quote": domain.QuoteRefund(p, s.now()), "package": viewPackage(p)})
+	writeJSON(w, http.StatusOK, map[string]any{"quote": q, "package": viewPackage(p)})
+}
+
+// refundQuote is what a refund of p would pay back now, or why p cannot
+// be refunded.
+func (s *Server) refundQuote(p domain.Package) (domain.RefundQuote, error) {
+	// Decide on a throw-away command tells whether a refund is allowed at all.
+	if _, err := domain.Decide(p, domain.RefundPackage{Method: "cash", Reason: "preview"}, s.now()); err != nil {
+		return domain.RefundQuote{}, err
+	}
+	return domain.QuoteRefund(p, s.now()), nil
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {

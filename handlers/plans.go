@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/packledger/packledger/domain"
-	"github.com/packledger/packledger/eventstore"
 	"github.com/packledger/packledger/projections"
 )
 
@@ -33,23 +32,12 @@ func (s *Server) definePlan(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	plan, err := domain.NewPlan(domain.PlanSpec(req))
+	p, err := s.definePlanFor(r.Context(), opOf(r), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.write(r, s.ledger.Subjects().Plan(plan.Code), func(hist []domain.Envelope) (eventstore.Change, error) {
-		evs, err := domain.DefinePlan(foldPlan(hist), plan)
-		return eventstore.Change{Events: evs}, err
-	})
-	if err == nil {
-		err = replayOf(res, "PlanDefined")
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, viewPlan(foldPlan(res.History)))
+	writeJSON(w, http.StatusCreated, viewPlan(p))
 }
 
 func (s *Server) retirePlan(w http.ResponseWriter, r *http.Request) {
@@ -63,22 +51,16 @@ func (s *Server) retirePlan(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.write(r, s.ledger.Subjects().Plan(code), func(hist []domain.Envelope) (eventstore.Change, error) {
-		evs, err := domain.RetirePlan(foldPlan(hist), code, req.Reason)
-		return eventstore.Change{Events: evs}, err
-	})
-	if err == nil {
-		err = replayOf(res, "PlanRetired")
-	}
+	p, err := s.retirePlanFor(r.Context(), opOf(r), code, req.Reason)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewPlan(foldPlan(res.History)))
+	writeJSON(w, http.StatusOK, viewPlan(p))
 }
 
 func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) {
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -95,7 +77,7 @@ func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

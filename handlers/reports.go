@@ -16,7 +16,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -43,7 +43,7 @@ func (s *Server) liabilityReport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -131,7 +131,7 @@ func (s *Server) dailyClose(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.ready(r); err != nil {
+	if err := s.ready(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -160,42 +160,25 @@ func (s *Server) fromModel(h http.HandlerFunc) http.HandlerFunc {
 // maxKeyLen bounds an Idempotency-Key; a UUID is 36.
 const maxKeyLen = 200
 
-// idempotencyKey reads the optional Idempotency-Key header.
-func idempotencyKey(r *http.Request) (string, error) {
-	k := r.Header.Get("Idempotency-Key")
+// checkKey checks an idempotency key: the API's Idempotency-Key header,
+// the desk's hidden form field.
+func checkKey(k string) error {
 	if len(k) > maxKeyLen {
-		return "", domain.FieldErrorf(domain.CodeInvalidField, "Idempotency-Key", "at most %d characters", maxKeyLen)
+		return domain.FieldErrorf(domain.CodeInvalidField, "Idempotency-Key", "at most %d characters", maxKeyLen)
 	}
 	for i := 0; i < len(k); i++ {
 		if k[i] < 0x21 || k[i] > 0x7e {
-			return "", domain.FieldErrorf(domain.CodeInvalidField, "Idempotency-Key", "printable ASCII only, no spaces")
+			return domain.FieldErrorf(domain.CodeInvalidField, "Idempotency-Key", "printable ASCII only, no spaces")
 		}
 	}
-	return k, nil
+	return nil
 }
 
-// write carries out one command on one subject for the request's user and
-// waits until the projections hold its result.
-func (s *Server) write(r *http.Request, subject string, decide func([]domain.Envelope) (eventstore.Change, error)) (eventstore.Result, error) {
-	key, err := idempotencyKey(r)
-	if err != nil {
-		return eventstore.Result{}, err
-	}
-	u := userOf(r.Context())
-	meta := eventstore.Meta{Store: u.Store, Actor: domain.Actor{ID: u.ID, Role: u.Role}, Key: key,
-		Request: infoOf(r.Context()).digest}
-	uctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
-	res, err := s.ledger.Update(uctx, subject, meta, s.clock, decide)
-	cancel()
-	if err != nil {
-		return res, err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteWait)
-	defer cancel()
-	if err := s.reads.WaitFor(ctx, res.LastSeq); err != nil {
-		return res, unavailableErr("the write is stored, but the read models are behind; retry with the same Idempotency-Key to get its answer", err)
-	}
-	return res, nil
+// opOf is the write an API request asks for: its user, its
+// Idempotency-Key and the digest decode took of its body.
+func opOf(r *http.Request) op {
+	info := infoOf(r.Context())
+	return op{user: info.user, key: r.Header.Get("Idempotency-Key"), digest: info.digest}
 }
 
 // replayOf checks that a replayed key belongs to this kind of request.
@@ -207,8 +190,8 @@ func replayOf(res eventstore.Result, want string) error {
 }
 
 // ready waits until the projections have caught up at start.
-func (s *Server) ready(r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteWait)
+func (s *Server) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteWait)
 	defer cancel()
 	if err := s.reads.WaitReady(ctx); err != nil {
 		return unavailableErr("the server is still reading the ledger; try again in a moment", err)
