@@ -66,6 +66,7 @@ type Server struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	userp   atomic.Pointer[[]User]
+	desk    *desk
 }
 
 // LedgerScanner is a ledger that the auditor's routes can also read whole.
@@ -91,7 +92,7 @@ func New(cfg Config, ledger LedgerScanner, reads Reads, users []User) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
-	s := &Server{cfg: cfg, ledger: ledger, scanner: ledger, reads: reads, log: cfg.Log, clock: cfg.Clock}
+	s := &Server{cfg: cfg, ledger: ledger, scanner: ledger, reads: reads, log: cfg.Log, clock: cfg.Clock, desk: newDesk()}
 	s.SetUsers(users)
 	return s
 }
@@ -135,6 +136,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/audit/verify", s.allow(s.verifyLedger, auditorOnly...))
 	mux.HandleFunc("GET /v1/audit/balances", s.allow(s.balancesAsOf, auditorOnly...))
 
+	s.deskRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

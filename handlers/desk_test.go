@@ -1,0 +1,332 @@
+package handlers_test
+
+import (
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// deskClient is a browser without JavaScript: it keeps cookies, does not
+// follow redirects by itself, and posts the forms of the page it last
+// read with their hidden fields.
+type deskClient struct {
+	t    *testing.T
+	api  *testAPI
+	http *http.Client
+	page string // the last page read
+}
+
+func newDeskClient(t *testing.T, a *testAPI) *deskClient {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &deskClient{t: t, api: a, http: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// get reads a page; it returns the status and, for a redirect, where to.
+func (c *deskClient) get(path string) (int, string) {
+	c.t.Helper()
+	resp, err := c.http.Get(c.api.URL + path)
+	require.NoError(c.t, err)
+	return c.read(resp)
+}
+
+func (c *deskClient) read(resp *http.Response) (int, string) {
+	c.t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(c.t, err)
+	c.page = string(b)
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// post sends a form as is.
+func (c *deskClient) post(path string, form url.Values) (int, string) {
+	c.t.Helper()
+	resp, err := c.http.PostForm(c.api.URL+path, form)
+	require.NoError(c.t, err)
+	return c.read(resp)
+}
+
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// submit posts the form of the last page whose action is path, with its
+// hidden fields and the fields given.
+func (c *deskClient) submit(path string, fields url.Values) (int, string) {
+	c.t.Helper()
+	i := strings.Index(c.page, `action="`+path+`"`)
+	require.GreaterOrEqual(c.t, i, 0, "no form to %s on the page:\n%s", path, c.page)
+	end := strings.Index(c.page[i:], "</form>")
+	form := url.Values{}
+	for _, m := range hiddenField.FindAllStringSubmatch(c.page[i:i+end], -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	return c.post(path, form)
+}
+
+// signIn signs in as role and returns where the desk sent the user.
+func (c *deskClient) signIn(role domain.Role) string {
+	c.t.Helper()
+	st, _ := c.get("/signin")
+	require.Equal(c.t, http.StatusOK, st)
+	st, loc := c.submit("/signin", url.Values{"token": {c.api.Tokens[role]}})
+	require.Equal(c.t, http.StatusSeeOther, st, "sign in as %s:\n%s", role, c.page)
+	return loc
+}
+
+// has fails unless the last page holds every one of texts.
+func (c *deskClient) has(texts ...string) {
+	c.t.Helper()
+	for _, s := range texts {
+		require.Contains(c.t, c.page, s)
+	}
+}
+
+func (c *deskClient) hasNot(texts ...string) {
+	c.t.Helper()
+	for _, s := range texts {
+		require.NotContains(c.t, c.page, s)
+	}
+}
+
+// TestDesk_SignIn: the desk sends a visitor to sign in; the sign-in form
+// refuses a post without its CSRF token and a wrong token, and a right one
+// gives an HttpOnly, SameSite=Strict session; signing out ends it, and
+// sign-out too needs the CSRF token.
+func TestDesk_SignIn(t *testing.T) {
+	a := newTestAPI(t)
+	c := newDeskClient(t, a)
+	st, loc := c.get("/desk/find")
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/signin?next=%2Fdesk%2Ffind", loc)
+	st, loc = c.get("/")
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/signin", loc)
+
+	st, _ = c.get("/signin")
+	require.Equal(t, http.StatusOK, st)
+	c.has(`<html lang="zh-CN">`, `<label for="token">访问令牌</label>`)
+
+	st, _ = c.post("/signin", url.Values{"token": {a.Tokens[domain.RoleAdvisor]}})
+	require.Equal(t, http.StatusForbidden, st, "no CSRF token")
+	c.has("页面已过期")
+	st, _ = c.get("/desk/find")
+	require.Equal(t, http.StatusSeeOther, st, "and no session")
+
+	c.get("/signin")
+	st, _ = c.submit("/signin", url.Values{"token": {"not-a-token"}})
+	require.Equal(t, http.StatusUnauthorized, st)
+	c.has("令牌无效", `aria-invalid="true"`)
+
+	resp, err := c.http.Get(a.URL + "/signin")
+	require.NoError(t, err)
+	c.read(resp)
+	resp, err = c.http.PostForm(a.URL+"/signin", url.Values{"token": {a.Tokens[domain.RoleAdvisor]}, "csrf": {csrfOf(t, c.page)}})
+	require.NoError(t, err)
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "pl_session" {
+			session = ck
+		}
+	}
+	st, loc = c.read(resp)
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/desk/find", loc)
+	require.NotNil(t, session, "a session cookie")
+	require.True(t, session.HttpOnly)
+	require.Equal(t, http.SameSiteStrictMode, session.SameSite)
+
+	st, _ = c.get("/desk/find")
+	require.Equal(t, http.StatusOK, st)
+	c.has("advisor", "服务顾问", `action="/signout"`)
+
+	st, _ = c.post("/signout", url.Values{})
+	require.Equal(t, http.StatusForbidden, st, "sign-out without the CSRF token")
+	c.get("/desk/find")
+	st, loc = c.submit("/signout", nil)
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/signin", loc)
+	st, _ = c.get("/desk/find")
+	require.Equal(t, http.StatusSeeOther, st, "signed out")
+}
+
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	require.NotNil(t, m, "no CSRF token on the page")
+	return m[1]
+}
+
+// TestDesk_AdvisorDeducts: at reception the advisor finds the car by its
+// plate, sees its package, asks to deduct a visit and is shown what it
+// will take and the balance after it, with nothing written yet; the
+// deduction is written only by the confirmation's post, once, however
+// often that form is sent.
+func TestDesk_AdvisorDeducts(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.ActivePackage("OIL6")
+	c := newDeskClient(t, a)
+	require.Equal(t, "/desk/find", c.signIn(domain.RoleAdvisor))
+
+	st, _ := c.get("/desk/find?q=" + url.QueryEscape("沪A12345"))
+	require.Equal(t, http.StatusOK, st)
+	c.has(`href="/desk/packages/`+id+`"`, "LSVAU2180N2183294", "生效中")
+	st, _ = c.get("/desk/find?q=lsvau2180n2183294") // a VIN in any case
+	require.Equal(t, http.StatusOK, st)
+	c.has(`href="/desk/packages/` + id + `"`)
+
+	st, _ = c.get("/desk/packages/" + id)
+	require.Equal(t, http.StatusOK, st)
+	c.has("¥2,448.00", "¥408.00", `action="/desk/packages/`+id+`/deduct"`, `<label for="ro-oil_change">工单号</label>`)
+
+	before := a.LastSeq()
+	st, _ = c.get("/desk/packages/" + id + "/deduct?service=oil_change&repair_order=RO-1&mileage=5000")
+	require.Equal(t, http.StatusOK, st)
+	c.has("确认核销", "¥408.00", "¥2,040.00", "RO-1")
+	require.Equal(t, before, a.LastSeq(), "the confirmation writes nothing")
+
+	confirm := c.page
+	st, _ = c.post("/desk/packages/"+id+"/deduct", url.Values{"service": {"oil_change"}, "repair_order": {"RO-1"}, "mileage": {"5000"}})
+	require.Equal(t, http.StatusForbidden, st, "a post without the CSRF token")
+	require.Equal(t, before, a.LastSeq(), "and nothing appended")
+
+	c.page = confirm
+	st, loc := c.submit("/desk/packages/"+id+"/deduct", nil)
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	require.Equal(t, "/desk/packages/"+id+"?done=deducted", loc)
+	after := a.LastSeq()
+	require.Greater(t, after, before)
+	_, p := a.Do("GET", "/v1/packages/"+id, domain.RoleAuditor, nil)
+	require.Equal(t, float64(5), p["remaining"].(map[string]any)["oil_change"])
+	require.Equal(t, "2040.00", p["liability"])
+	c.get(loc)
+	c.has("已核销一次", "RO-1")
+
+	// The same form again (a double click, the back button): nothing more.
+	c.page = confirm
+	st, _ = c.submit("/desk/packages/"+id+"/deduct", nil)
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, after, a.LastSeq())
+	// The same repair order from a new confirmation: the first answer.
+	c.get("/desk/packages/" + id + "/deduct?service=oil_change&repair_order=RO-1&mileage=5000")
+	st, loc = c.submit("/desk/packages/"+id+"/deduct", nil)
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/desk/packages/"+id+"?done=deducted_again", loc)
+	require.Equal(t, after, a.LastSeq())
+}
+
+// TestDesk_FieldErrors: what was wrong is said next to its field, in
+// words, with what was typed kept; nothing is written.
+func TestDesk_FieldErrors(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.ActivePackage("OIL6")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleAdvisor)
+	before := a.LastSeq()
+	for _, tc := range []struct {
+		name, query string
+		status      int
+		want        []string
+	}{
+		{"MileageNotANumber", "service=oil_change&repair_order=RO-9&mileage=abc", http.StatusBadRequest,
+			[]string{`id="km-err"`, `value="abc"`, `value="RO-9"`}},
+		{"NoRepairOrder", "service=oil_change&repair_order=&mileage=100", http.StatusBadRequest,
+			[]string{`id="ro-err"`, `value="100"`}},
+		{"UnknownService", "service=brakes&repair_order=RO-9&mileage=100", http.StatusUnprocessableEntity,
+			[]string{"该套餐不含此服务项目"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := c.get("/desk/packages/" + id + "/deduct?" + tc.query)
+			require.Equal(t, tc.status, st, c.page)
+			c.has(tc.want...)
+			c.hasNot(`action="/desk/packages/` + id + `/deduct" class="actions"`)
+		})
+	}
+	require.Equal(t, before, a.LastSeq())
+}
+
+// TestDesk_RoleBoundaries: a cashier reads the package but gets no
+// deduction form, is refused the confirmation page, and a direct post of
+// a deduction, even with the cashier's own CSRF token, appends nothing.
+func TestDesk_RoleBoundaries(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.ActivePackage("OIL6")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleCashier)
+	st, _ := c.get("/desk/packages/" + id)
+	require.Equal(t, http.StatusOK, st)
+	c.has("¥2,448.00")
+	c.hasNot("/deduct")
+	csrf := csrfOf(t, c.page)
+
+	st, _ = c.get("/desk/packages/" + id + "/deduct?service=oil_change&repair_order=RO-1&mileage=1")
+	require.Equal(t, http.StatusForbidden, st)
+	c.has("您的角色不能进行此操作")
+	before := a.LastSeq()
+	st, _ = c.post("/desk/packages/"+id+"/deduct", url.Values{"csrf": {csrf}, "key": {"k-1"},
+		"service": {"oil_change"}, "repair_order": {"RO-1"}, "mileage": {"1"}})
+	require.Equal(t, http.StatusForbidden, st)
+	st, _ = c.get("/desk/sell")
+	require.Equal(t, http.StatusForbidden, st)
+	require.Equal(t, before, a.LastSeq())
+}
+
+// TestDesk_Sell: the advisor picks a plan (its price, the value of a
+// visit, its validity) and enters the customer and the car; a phone that
+// is not one is named next to its field with everything typed kept, and
+// nothing is sold; the sale then opens the new package, awaiting payment.
+func TestDesk_Sell(t *testing.T) {
+	a := newTestAPI(t)
+	a.Plan("OIL6")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleAdvisor)
+	st, _ := c.get("/desk/sell")
+	require.Equal(t, http.StatusOK, st)
+	c.has("6 oil changes", "¥2,448.00", "¥2,880.00", "¥408.00", "24 个月", `<label for="f-customer-phone">电话</label>`)
+
+	fields := url.Values{"plan": {"OIL6"}, "customer.id": {"C-7"}, "customer.name": {"王芳"}, "customer.phone": {"12"},
+		"vehicle.vin": {"LSVAU2180N2183294"}, "vehicle.plate": {"沪B77777"}, "vehicle.model": {"Lavida"}}
+	before := a.LastSeq()
+	page := c.page
+	st, _ = c.submit("/desk/sell", fields)
+	require.Equal(t, http.StatusBadRequest, st)
+	c.has(`id="f-customer-phone-err"`, `value="王芳"`, `value="沪B77777"`, `value="OIL6" checked`)
+	require.Equal(t, before, a.LastSeq())
+
+	c.page = page
+	fields.Set("customer.phone", "13800138000")
+	st, loc := c.submit("/desk/sell", fields)
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	require.Contains(t, loc, "?done=sold")
+	c.get(loc)
+	c.has("待付款", "王芳", "沪B77777", "已开单")
+}
+
+// TestDesk_English: the switch shows the desk in English and comes back to
+// the page it was on.
+func TestDesk_English(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.ActivePackage("OIL6")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleAdvisor)
+	st, loc := c.get("/lang?to=en&back=" + url.QueryEscape("/desk/packages/"+id))
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/desk/packages/"+id, loc)
+	c.get(loc)
+	c.has(`<html lang="en">`, "Visits left", "Deduct a visit", "¥2,448.00", "中文")
+	st, loc = c.get("/lang?to=zh-CN&back=//evil.example")
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, "/", loc, "only a path of this site")
+}

@@ -1,0 +1,193 @@
+package handlers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/packledger/packledger/domain"
+)
+
+// The desk's words, in Simplified Chinese (the default) and English, and
+// the forms of amounts and times on its pages.
+
+// lang is a language of the desk.
+type lang string
+
+const (
+	langZH lang = "zh-CN"
+	langEN lang = "en"
+)
+
+// parseLang reads a lang cookie or query value; anything else is Chinese.
+func parseLang(s string) lang {
+	if s == string(langEN) {
+		return langEN
+	}
+	return langZH
+}
+
+// words is the desk's catalog: a key, its Chinese and its English. A key
+// missing here shows as itself, which TestDesk_EveryWordTranslated
+// catches in the templates.
+var words = map[string][2]string{
+	"app.name":        {"保养套餐台账", "Service package ledger"},
+	"app.dealer":      {"经销商", "Dealer"},
+	"nav.signout":     {"退出", "Sign out"},
+	"nav.lang":        {"English", "中文"},
+	"nav.skip":        {"跳到正文", "Skip to content"},
+	"role.advisor":    {"服务顾问", "Service advisor"},
+	"role.cashier":    {"收银", "Cashier"},
+	"role.manager":    {"服务总监", "Service manager"},
+	"role.auditor":    {"审计", "Auditor"},
+	"nav.find":        {"查找车辆", "Find a vehicle"},
+	"nav.sell":        {"销售套餐", "Sell a package"},
+	"signin.title":    {"登录", "Sign in"},
+	"signin.token":    {"访问令牌", "Access token"},
+	"signin.help":     {"请输入管理员发给您的访问令牌。", "Enter the access token your administrator gave you."},
+	"signin.submit":   {"登录", "Sign in"},
+	"signin.bad":      {"令牌无效，请检查后重试。", "That token is not valid. Check it and try again."},
+	"signin.required": {"请输入令牌。", "Enter your token."},
+
+	"find.title":   {"查找车辆", "Find a vehicle"},
+	"find.query":   {"车架号（VIN）或车牌号", "VIN or plate"},
+	"find.help":    {"车架号为 17 位；车牌号如 沪A12345。", "A VIN has 17 characters; a plate looks like 沪A12345."},
+	"find.submit":  {"查找", "Find"},
+	"find.none":    {"没有找到该车辆的套餐。", "No package was found for this vehicle."},
+	"find.results": {"找到的套餐", "Packages found"},
+
+	"pkg.title":       {"套餐", "Package"},
+	"pkg.customer":    {"客户", "Customer"},
+	"pkg.phone":       {"电话", "Phone"},
+	"pkg.vehicle":     {"车辆", "Vehicle"},
+	"pkg.vin":         {"车架号", "VIN"},
+	"pkg.plate":       {"车牌", "Plate"},
+	"pkg.model":       {"车型", "Model"},
+	"pkg.plan":        {"套餐方案", "Plan"},
+	"pkg.status":      {"状态", "Status"},
+	"pkg.price":       {"售价", "Price"},
+	"pkg.paid":        {"已付", "Paid"},
+	"pkg.liability":   {"余额（预收）", "Balance (prepaid)"},
+	"pkg.recognized":  {"已确认收入", "Recognized"},
+	"pkg.expires":     {"有效期至", "Valid until"},
+	"pkg.sold":        {"售出时间", "Sold"},
+	"pkg.remaining":   {"剩余次数", "Visits left"},
+	"pkg.service":     {"服务项目", "Service"},
+	"pkg.left":        {"剩余", "Left"},
+	"pkg.of":          {"共", "Of"},
+	"pkg.unitvalue":   {"每次价值", "Value of a visit"},
+	"pkg.deduct":      {"核销一次", "Deduct a visit"},
+	"pkg.notactive":   {"套餐未生效，不能核销。", "The package is not active: no visit can be deducted."},
+	"pkg.redemptions": {"核销记录", "Visits deducted"},
+	"pkg.ro":          {"工单号", "Repair order"},
+	"pkg.mileage":     {"里程（公里）", "Mileage (km)"},
+	"pkg.when":        {"时间", "When"},
+	"pkg.value":       {"金额", "Value"},
+	"pkg.reversed":    {"已冲销", "Reversed"},
+	"pkg.none":        {"暂无", "None yet"},
+	"pkg.gifts":       {"赠品", "Gifts"},
+
+	"sell.title":      {"销售套餐", "Sell a package"},
+	"sell.plan":       {"选择套餐方案", "Choose a plan"},
+	"sell.pervisit":   {"每次", "a visit"},
+	"sell.validity":   {"激活后 %d 个月内有效", "valid %d months from activation"},
+	"sell.customerid": {"客户编号", "Customer number"},
+	"sell.name":       {"客户姓名", "Customer name"},
+	"sell.submit":     {"开单（待付款）", "Sell (awaiting payment)"},
+	"sell.done":       {"已开单，请客户到收银台付款。", "Sold. The customer pays at the cashier's desk."},
+	"sell.noplans":    {"目前没有在售的套餐方案。", "No plan is on sale."},
+
+	"deduct.title":   {"确认核销", "Confirm the deduction"},
+	"deduct.will":    {"将核销", "This deducts"},
+	"deduct.after":   {"核销后", "After it"},
+	"deduct.confirm": {"确认核销", "Deduct"},
+	"deduct.cancel":  {"返回", "Back"},
+	"deduct.repeat":  {"该工单已核销过此项目，确认后不会重复扣次。", "This repair order has already deducted this service: confirming deducts nothing more."},
+	"deduct.done":    {"已核销一次。", "One visit was deducted."},
+	"deduct.again":   {"该工单已核销过此项目，未重复扣次。", "This repair order had already deducted this service; nothing was deducted twice."},
+
+	"status.awaiting_payment": {"待付款", "Awaiting payment"},
+	"status.active":           {"生效中", "Active"},
+	"status.used_up":          {"已用完", "Used up"},
+	"status.expired":          {"已过期", "Expired"},
+	"status.refunded":         {"已退款", "Refunded"},
+
+	"service.oil_change": {"机油保养", "Oil change"},
+	"service.inspection": {"检测", "Inspection"},
+
+	"err.title":       {"无法完成", "That did not work"},
+	"err.back":        {"返回", "Go back"},
+	"err.forbidden":   {"您的角色不能进行此操作。", "Your role may not do this."},
+	"err.csrf":        {"页面已过期，请返回刷新后重试。未做任何更改。", "This page had expired. Go back, reload it and try again. Nothing was changed."},
+	"err.notfound":    {"没有找到该页面。", "There is no such page."},
+	"err.nopackage":   {"没有找到该套餐。", "No such package."},
+	"err.unavailable": {"系统暂时无法处理，请稍后用同一页面重试。", "The ledger cannot answer just now. Try again in a moment from the same page."},
+	"err.internal":    {"系统出错，请联系管理员。", "Something went wrong. Tell your administrator."},
+
+	"err.no_visits_left":     {"该项目已没有剩余次数。", "No visits of this service are left."},
+	"err.package_not_active": {"套餐未生效或已结束。", "The package is not active."},
+	"err.unknown_service":    {"该套餐不含此服务项目。", "This package does not include that service."},
+	"err.invalid_field":      {"请检查填写的内容。", "Check what was entered."},
+	"err.invalid_amount":     {"金额格式不对，应如 1632.00。", "The amount is not valid; write it like 1632.00."},
+	"err.overpayment":        {"付款超过应付金额。", "That is more than is owed."},
+	"err.duplicate_receipt":  {"该收据号已用于另一笔付款。", "This receipt number was already used for another payment."},
+	"err.plan_not_found":     {"没有这个套餐方案。", "There is no such plan."},
+	"err.plan_retired":       {"该方案已停售。", "This plan is retired."},
+	"err.concurrent_update":  {"别人刚刚修改了这个套餐，请重试。", "Someone changed this package just now. Try again."},
+	"err.idempotency_conflict": {"这张表单已提交过其他内容，请刷新页面后重试。",
+		"This form was already sent with other content. Reload the page and try again."},
+}
+
+// text is a key of the catalog in l; with args, the text is a format.
+func text(l lang, key string, args ...any) string {
+	w, ok := words[key]
+	if !ok {
+		return key
+	}
+	s := w[0]
+	if l == langEN {
+		s = w[1]
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(s, args...)
+	}
+	return s
+}
+
+// yuan writes an amount as a dealer's papers do: ¥2,448.00, -¥12.00.
+func yuan(m domain.Money) string {
+	s := m.String() // two decimals, a leading minus if negative
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	b.WriteString("¥")
+	for i, c := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	b.WriteByte('.')
+	b.WriteString(frac)
+	return b.String()
+}
+
+// clockTime writes an instant in the dealer's time zone, to the minute.
+func clockTime(t time.Time, tz *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(tz).Format("2006-01-02 15:04")
+}
+
+// day writes an instant's business day in the dealer's time zone.
+func day(t time.Time, tz *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(tz).Format("2006-01-02")
+}
