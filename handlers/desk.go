@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/packledger/packledger/domain"
 )
 
@@ -113,7 +115,7 @@ type desk struct {
 }
 
 // deskPages are the page templates, each parsed with the layout.
-var deskPages = []string{"signin", "error", "find", "package", "deduct", "sell"}
+var deskPages = []string{"signin", "error", "find", "package", "deduct", "sell", "queue", "pay", "receipt", "contract", "close"}
 
 func newDesk() *desk {
 	d := &desk{pages: map[string]*template.Template{}, sessions: newSessions()}
@@ -143,6 +145,13 @@ func (s *Server) deskRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /desk/packages/{id}/deduct", s.deskPage(s.deduct, advisorOnly...))
 	mux.HandleFunc("GET /desk/sell", s.deskPage(s.sellPage, advisorOnly...))
 	mux.HandleFunc("POST /desk/sell", s.deskPage(s.sellForm, advisorOnly...))
+
+	mux.HandleFunc("GET /desk/queue", s.deskPage(s.queuePage, cashierOnly...))
+	mux.HandleFunc("GET /desk/packages/{id}/pay", s.deskPage(s.payPage, cashierOnly...))
+	mux.HandleFunc("POST /desk/packages/{id}/pay", s.deskPage(s.pay, cashierOnly...))
+	mux.HandleFunc("GET /desk/packages/{id}/receipts/{pid}", s.deskPage(s.receiptPage, anyRole...))
+	mux.HandleFunc("GET /desk/packages/{id}/contract", s.deskPage(s.contractPage, anyRole...))
+	mux.HandleFunc("GET /desk/close", s.deskPage(s.closePage, closeRoles...))
 }
 
 // deskReq is one request to a page of a signed-in user.
@@ -226,8 +235,14 @@ func cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
 }
 
-// home is where a role starts: at reception, finding the car.
-func home(domain.Role) string { return "/desk/find" }
+// home is where a role starts: the cashier at the queue, the others at
+// reception, finding the car.
+func home(role domain.Role) string {
+	if role == domain.RoleCashier {
+		return "/desk/queue"
+	}
+	return "/desk/find"
+}
 
 func (s *Server) deskHome(w http.ResponseWriter, r *http.Request) {
 	if u, _, ok := s.sessionOf(r); ok {
@@ -371,6 +386,21 @@ func (v view) Service(name string) string {
 	return name
 }
 
+// Method names a payment method.
+func (v view) Method(m domain.PaymentMethod) string { return v.T("method." + string(m)) }
+
+// Due is what is still to pay on p.
+func (v view) Due(p domain.Package) domain.Money { return p.Price.Sub(p.Paid.Sub(p.Voided)) }
+
+// Percent writes a rate as a percentage: 0.10 as 10, 0.085 as 8.5.
+func (v view) Percent(r domain.Rate) string {
+	d, err := decimal.NewFromString(r.String())
+	if err != nil {
+		return r.String()
+	}
+	return d.Shift(2).String()
+}
+
 // Status names a package's status.
 func (v view) Status(st domain.Status) string { return v.T("status." + string(st)) }
 
@@ -422,11 +452,13 @@ func (s *Server) view(l lang, d *deskReq, title string) view {
 
 // navOf is a role's menu: href and label key.
 func navOf(role domain.Role) [][2]string {
-	items := [][2]string{{"/desk/find", "nav.find"}}
-	if role == domain.RoleAdvisor {
-		items = append(items, [2]string{"/desk/sell", "nav.sell"})
+	switch role {
+	case domain.RoleAdvisor:
+		return [][2]string{{"/desk/find", "nav.find"}, {"/desk/sell", "nav.sell"}}
+	case domain.RoleCashier:
+		return [][2]string{{"/desk/queue", "nav.queue"}, {"/desk/find", "nav.find"}, {"/desk/close", "nav.close"}}
 	}
-	return items
+	return [][2]string{{"/desk/find", "nav.find"}}
 }
 
 // render writes a page whole: a template that fails leaves no half page.

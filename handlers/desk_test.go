@@ -32,6 +32,13 @@ func newDeskClient(t *testing.T, a *testAPI) *deskClient {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
+// in is the client for subtest t: the same cookies, its own page.
+func (c *deskClient) in(t *testing.T) *deskClient {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 // get reads a page; it returns the status and, for a redirect, where to.
 func (c *deskClient) get(path string) (int, string) {
 	c.t.Helper()
@@ -248,6 +255,7 @@ func TestDesk_FieldErrors(t *testing.T) {
 			[]string{"该套餐不含此服务项目"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
 			st, _ := c.get("/desk/packages/" + id + "/deduct?" + tc.query)
 			require.Equal(t, tc.status, st, c.page)
 			c.has(tc.want...)
@@ -329,4 +337,99 @@ func TestDesk_English(t *testing.T) {
 	st, loc = c.get("/lang?to=zh-CN&back=//evil.example")
 	require.Equal(t, http.StatusSeeOther, st)
 	require.Equal(t, "/", loc, "only a path of this site")
+}
+
+// TestDesk_CashierPaysInTwoParts: the cashier's queue shows the sale
+// awaiting payment; a payment in two parts (the second refused first for
+// being too much, then for a receipt number already used, each said next
+// to its field with what was typed kept and nothing written) activates
+// the package; each part has its receipt, the contract can be printed,
+// and the day's close counts both parts.
+func TestDesk_CashierPaysInTwoParts(t *testing.T) {
+	a := newTestAPI(t)
+	a.Plan("OIL6")
+	id := a.Sell("OIL6")
+	c := newDeskClient(t, a)
+	require.Equal(t, "/desk/queue", c.signIn(domain.RoleCashier))
+	st, _ := c.get("/desk/queue")
+	require.Equal(t, http.StatusOK, st)
+	c.has(`href="/desk/packages/`+id+`/pay"`, "¥2,448.00", "门店 s1：1 个待付款")
+
+	st, _ = c.get("/desk/packages/" + id + "/pay")
+	require.Equal(t, http.StatusOK, st)
+	c.has(`value="2448.00"`, `<label for="receipt">收据号</label>`, `<option value="wechat" selected>微信支付</option>`)
+	form := c.page
+	st, loc := c.submit("/desk/packages/"+id+"/pay", url.Values{"amount": {"1000.00"}, "method": {"cash"}, "receipt": {"R-1"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	require.Contains(t, loc, "/desk/packages/"+id+"/receipts/")
+	c.get(loc)
+	c.has("收款收据", "R-1", "¥1,000.00", "¥1,448.00", "现金", "已收款")
+
+	before := a.LastSeq()
+	for _, tc := range []struct {
+		name   string
+		fields url.Values
+		status int
+		want   []string
+	}{
+		{"TooMuch", url.Values{"amount": {"2000.00"}, "method": {"card"}, "receipt": {"R-2"}}, http.StatusUnprocessableEntity,
+			[]string{`id="amount-err"`, "付款超过应付金额", `value="2000.00"`, `value="R-2"`, `<option value="card" selected>`}},
+		{"ReceiptUsed", url.Values{"amount": {"1448.00"}, "method": {"cash"}, "receipt": {"R-1"}}, http.StatusConflict,
+			[]string{`id="receipt-err"`, "该收据号已用于另一笔付款", `value="1448.00"`}},
+		{"NotAnAmount", url.Values{"amount": {"14.5"}, "method": {"cash"}, "receipt": {"R-2"}}, http.StatusBadRequest,
+			[]string{`id="amount-err"`, "金额格式不对", `value="14.5"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
+			c.get("/desk/packages/" + id + "/pay")
+			st, _ := c.submit("/desk/packages/"+id+"/pay", tc.fields)
+			require.Equal(t, tc.status, st, c.page)
+			c.has(tc.want...)
+			require.Equal(t, before, a.LastSeq(), "nothing written")
+		})
+	}
+
+	c.get("/desk/packages/" + id + "/pay")
+	c.has("¥1,448.00", "R-1")
+	st, loc = c.submit("/desk/packages/"+id+"/pay", url.Values{"amount": {"1448.00"}, "method": {"wechat"}, "receipt": {"R-2"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	c.get(loc)
+	c.has("R-2", "¥1,448.00", "¥0.00")
+	_, p := a.Do("GET", "/v1/packages/"+id, domain.RoleAuditor, nil)
+	require.Equal(t, "active", p["status"])
+	// The first form sent again: the same payment, nothing more.
+	after := a.LastSeq()
+	c.page = form
+	st, _ = c.submit("/desk/packages/"+id+"/pay", url.Values{"amount": {"1000.00"}, "method": {"cash"}, "receipt": {"R-1"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	require.Equal(t, after, a.LastSeq())
+
+	c.get("/desk/queue")
+	c.has("当前没有待付款的套餐")
+	st, _ = c.get("/desk/packages/" + id + "/contract")
+	require.Equal(t, http.StatusOK, st)
+	c.has("保养套餐预售合同", "Li Wei", "LSVAU2180N2183294", "6 oil changes", "¥2,448.00", "¥2,880.00",
+		"激活后 24 个月内有效", "扣除其 10% 作为手续费", "未使用的金额不作废", "客户签字", "经销商盖章")
+	st, _ = c.get("/desk/close?date=2026-11-02")
+	require.Equal(t, http.StatusOK, st)
+	c.has("2026-11-02 · s1", "¥1,000.00", "¥1,448.00", "¥2,448.00", "u-cashier")
+}
+
+// TestDesk_CashierBoundaries: an advisor has no queue, and a direct post
+// of a payment with the advisor's own CSRF token appends nothing.
+func TestDesk_CashierBoundaries(t *testing.T) {
+	a := newTestAPI(t)
+	a.Plan("OIL6")
+	id := a.Sell("OIL6")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleAdvisor)
+	st, _ := c.get("/desk/queue")
+	require.Equal(t, http.StatusForbidden, st)
+	csrf := csrfOf(t, c.page)
+	before := a.LastSeq()
+	st, _ = c.post("/desk/packages/"+id+"/pay", url.Values{"csrf": {csrf}, "key": {"k"}, "amount": {"2448.00"}, "method": {"cash"}, "receipt": {"R-9"}})
+	require.Equal(t, http.StatusForbidden, st)
+	require.Equal(t, before, a.LastSeq())
+	st, _ = c.get("/desk/close")
+	require.Equal(t, http.StatusForbidden, st)
 }

@@ -202,6 +202,30 @@ func TestModel_Account(t *testing.T) {
 	})
 }
 
+// TestModel_Awaiting: the cashier's queue is the packages awaiting
+// payment, part-paid ones too, the longest waiting first, of one store or
+// of all; paid, refunded and voided-back-to-unpaid packages as they are.
+func TestModel_Awaiting(t *testing.T) {
+	f := newFindFixture(t) // p1, p2 at S1; p3, p4 at S2, sold in that order
+	s1 := who{at: local(2026, 1, 6, 10, 0), store: "S1"}
+	f.l.pay(f.p1, "2448.00", "card", "R-1", s1) // paid: active
+	f.l.pay(f.p3, "1000.00", "cash", "R-3", s1) // part-paid: still waiting
+
+	all, n := f.m.Awaiting("", 10)
+	require.Equal(t, []uuid.UUID{f.p2, f.p3, f.p4}, ids(all))
+	require.Equal(t, 3, n)
+	s2, n := f.m.Awaiting("S2", 10)
+	require.Equal(t, []uuid.UUID{f.p3, f.p4}, ids(s2))
+	require.Equal(t, 2, n)
+	requireMoney(t, "1000.00", s2[0].Paid)
+	first, n := f.m.Awaiting("", 1)
+	require.Equal(t, []uuid.UUID{f.p2}, ids(first), "at most limit")
+	require.Equal(t, 3, n, "but all counted")
+	none, n := f.m.Awaiting("S9", 10)
+	require.Empty(t, none)
+	require.Zero(t, n)
+}
+
 func TestModel_Plans(t *testing.T) {
 	m := projections.NewModel(shanghai)
 	l := newLedger(t, m)
