@@ -18,28 +18,36 @@ type Scanner interface {
 // verifyLedger recomputes the ledger from the log and compares it with the
 // live projections.
 func (s *Server) verifyLedger(w http.ResponseWriter, r *http.Request) {
-	if err := s.ready(r.Context()); err != nil {
+	rep, err := s.verifyReport(r.Context())
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// verifyReport is the integrity check: every chain and signature, a full
+// recomputation, and its comparison with the live projections.
+func (s *Server) verifyReport(ctx context.Context) (audit.Report, error) {
+	if err := s.ready(ctx); err != nil {
+		return audit.Report{}, err
+	}
 	v := audit.New(s.cfg.Dealer, s.cfg.TZ)
-	head, err := s.scanner.Scan(r.Context(), func(seq uint64, subject string, env domain.Envelope, err error) error {
+	head, err := s.scanner.Scan(ctx, func(seq uint64, subject string, env domain.Envelope, err error) error {
 		v.Add(seq, subject, env, err)
 		return nil
 	})
 	if err != nil {
-		s.writeError(w, r, unavailableErr("the ledger could not be read", err))
-		return
+		return audit.Report{}, unavailableErr("the ledger could not be read", err)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteWait)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteWait)
 	defer cancel()
-	if err := s.reads.WaitFor(ctx, head); err != nil {
-		s.writeError(w, r, unavailableErr("the read models are behind the log", err))
-		return
+	if err := s.reads.WaitFor(wctx, head); err != nil {
+		return audit.Report{}, unavailableErr("the read models are behind the log", err)
 	}
 	rep := v.Finish()
 	s.reads.Read(func(m *projections.Model) { rep = v.Compare(m, head, rep) })
-	writeJSON(w, http.StatusOK, rep)
+	return rep, nil
 }
 
 // balancesAsOf recomputes every package from the events recorded at or
@@ -50,16 +58,26 @@ func (s *Server) balancesAsOf(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	b, err := s.balancesAt(r.Context(), t)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// balancesAt is every package and the totals as of instant t, recomputed
+// from the log.
+func (s *Server) balancesAt(ctx context.Context, t time.Time) (audit.Balances, error) {
 	ver := audit.New(s.cfg.Dealer, s.cfg.TZ).AsOf(t)
-	if _, err := s.scanner.Scan(r.Context(), func(seq uint64, subject string, env domain.Envelope, err error) error {
+	if _, err := s.scanner.Scan(ctx, func(seq uint64, subject string, env domain.Envelope, err error) error {
 		ver.Add(seq, subject, env, err)
 		return nil
 	}); err != nil {
-		s.writeError(w, r, unavailableErr("the ledger could not be read", err))
-		return
+		return audit.Balances{}, unavailableErr("the ledger could not be read", err)
 	}
 	b, _ := ver.Balances()
-	writeJSON(w, http.StatusOK, b)
+	return b, nil
 }
 
 // parseAsOf reads the instant of an as-of query.

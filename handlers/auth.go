@@ -144,6 +144,11 @@ func infoOf(ctx context.Context) *requestInfo {
 
 func userOf(ctx context.Context) User { return infoOf(ctx).user }
 
+// withUser is ctx of a request by u, as allow makes it.
+func withUser(ctx context.Context, u User) context.Context {
+	return context.WithValue(ctx, infoKey{}, &requestInfo{user: u})
+}
+
 // allow wraps a handler with authentication and the role matrix: only the
 // listed roles get through (401 without a valid token, 403 for a role not
 // listed).
@@ -164,7 +169,7 @@ func (s *Server) allow(h http.HandlerFunc, roles ...domain.Role) http.HandlerFun
 			s.writeError(w, r, domain.Errorf(domain.CodeForbidden, "a %s may not do this", u.Role))
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, &requestInfo{user: u})))
+		h(w, r.WithContext(withUser(r.Context(), u)))
 	}
 }
 

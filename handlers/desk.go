@@ -115,12 +115,17 @@ type desk struct {
 }
 
 // deskPages are the page templates, each parsed with the layout.
-var deskPages = []string{"signin", "error", "find", "package", "deduct", "sell", "queue", "pay", "receipt", "contract", "close"}
+var deskPages = []string{"signin", "error", "find", "package", "deduct", "sell", "queue", "pay", "receipt", "contract", "close",
+	"plans", "refund", "liability", "timeline", "audit", "verify", "balances"}
+
+// deskFuncs are the few functions the pages use beyond their view's
+// methods.
+var deskFuncs = template.FuncMap{"sub": func(a, b int) int { return a - b }}
 
 func newDesk() *desk {
 	d := &desk{pages: map[string]*template.Template{}, sessions: newSessions()}
 	for _, p := range deskPages {
-		d.pages[p] = template.Must(template.New("layout.html").ParseFS(deskFiles, "desk/layout.html", "desk/"+p+".html"))
+		d.pages[p] = template.Must(template.New("layout.html").Funcs(deskFuncs).ParseFS(deskFiles, "desk/layout.html", "desk/"+p+".html"))
 	}
 	static, err := fs.Sub(deskFiles, "desk/static")
 	if err != nil {
@@ -152,6 +157,25 @@ func (s *Server) deskRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /desk/packages/{id}/receipts/{pid}", s.deskPage(s.receiptPage, anyRole...))
 	mux.HandleFunc("GET /desk/packages/{id}/contract", s.deskPage(s.contractPage, anyRole...))
 	mux.HandleFunc("GET /desk/close", s.deskPage(s.closePage, closeRoles...))
+
+	mux.HandleFunc("GET /desk/plans", s.deskPage(s.plansPage, managerOnly...))
+	mux.HandleFunc("GET /desk/plans/preview", s.deskPage(s.planPreview, managerOnly...))
+	mux.HandleFunc("POST /desk/plans", s.deskPage(s.definePlanForm, managerOnly...))
+	mux.HandleFunc("POST /desk/plans/{code}/retire", s.deskPage(s.retirePlanForm, managerOnly...))
+	mux.HandleFunc("GET /desk/packages/{id}/refund", s.deskPage(s.refundPage, managerOnly...))
+	mux.HandleFunc("POST /desk/packages/{id}/refund", s.deskPage(s.refundForm, managerOnly...))
+	mux.HandleFunc("POST /desk/packages/{id}/redemptions/{rid}/reverse", s.deskPage(s.reverseForm, managerOnly...))
+	mux.HandleFunc("POST /desk/packages/{id}/payments/{pid}/void", s.deskPage(s.voidForm, managerOnly...))
+	mux.HandleFunc("GET /desk/reports/liability", s.deskPage(s.liabilityPage, historyRoles...))
+
+	mux.HandleFunc("GET /desk/packages/{id}/timeline", s.deskPage(s.timelinePage, historyRoles...))
+	mux.HandleFunc("GET /desk/audit", s.deskPage(s.auditPage, auditorOnly...))
+	mux.HandleFunc("GET /desk/audit/verify", s.deskPage(s.verifyPage, auditorOnly...))
+	mux.HandleFunc("GET /desk/audit/balances", s.deskPage(s.balancesPage, auditorOnly...))
+	mux.HandleFunc("GET /desk/export/verify.json", s.deskPage(s.export("verify.json", s.verifyLedger), auditorOnly...))
+	mux.HandleFunc("GET /desk/export/balances.json", s.deskPage(s.export("balances.json", s.balancesAsOf), auditorOnly...))
+	mux.HandleFunc("GET /desk/export/liability.json", s.deskPage(s.export("liability.json", s.liabilityReport), historyRoles...))
+	mux.HandleFunc("GET /desk/export/packages/{id}/history.json", s.deskPage(s.export("history.json", s.history), historyRoles...))
 }
 
 // deskReq is one request to a page of a signed-in user.
@@ -235,11 +259,14 @@ func cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
 }
 
-// home is where a role starts: the cashier at the queue, the others at
-// reception, finding the car.
+// home is where a role starts: the cashier at the queue, the auditor at
+// the audit, the others at reception, finding the car.
 func home(role domain.Role) string {
-	if role == domain.RoleCashier {
+	switch role {
+	case domain.RoleCashier:
 		return "/desk/queue"
+	case domain.RoleAuditor:
+		return "/desk/audit"
 	}
 	return "/desk/find"
 }
@@ -438,6 +465,12 @@ func (v view) UnitValue(pl domain.Plan, service string) domain.Money {
 	return domain.Money{}
 }
 
+// With is the view with other data, for a part of a page.
+func (v view) With(data any) view {
+	v.Data = data
+	return v
+}
+
 // view starts a page's view for user u (nil on the sign-in page).
 func (s *Server) view(l lang, d *deskReq, title string) view {
 	v := view{Lang: l, Title: text(l, title), tz: s.cfg.TZ}
@@ -457,6 +490,10 @@ func navOf(role domain.Role) [][2]string {
 		return [][2]string{{"/desk/find", "nav.find"}, {"/desk/sell", "nav.sell"}}
 	case domain.RoleCashier:
 		return [][2]string{{"/desk/queue", "nav.queue"}, {"/desk/find", "nav.find"}, {"/desk/close", "nav.close"}}
+	case domain.RoleManager:
+		return [][2]string{{"/desk/find", "nav.find"}, {"/desk/plans", "nav.plans"}, {"/desk/reports/liability", "nav.liability"}, {"/desk/close", "nav.close"}}
+	case domain.RoleAuditor:
+		return [][2]string{{"/desk/audit", "nav.audit"}, {"/desk/find", "nav.find"}, {"/desk/reports/liability", "nav.liability"}, {"/desk/close", "nav.close"}}
 	}
 	return [][2]string{{"/desk/find", "nav.find"}}
 }

@@ -88,7 +88,8 @@ type packageData struct {
 
 // flashes are the messages a redirect after a write may ask a page to
 // show, by key: only these, so a link cannot put words on a page.
-var flashes = map[string]string{"deducted": "deduct.done", "deducted_again": "deduct.again", "sold": "sell.done", "paid": "pay.done"}
+var flashes = map[string]string{"deducted": "deduct.done", "deducted_again": "deduct.again", "sold": "sell.done", "paid": "pay.done",
+	"defined": "plans.defined", "retired": "plans.retireddone", "refunded": "refund.done", "reversed": "reverse.done", "voided": "void.done"}
 
 // pathPackage is the package of the path's {id}, from the read models;
 // if there is none, it has shown why.

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -432,4 +434,185 @@ func TestDesk_CashierBoundaries(t *testing.T) {
 	require.Equal(t, before, a.LastSeq())
 	st, _ = c.get("/desk/close")
 	require.Equal(t, http.StatusForbidden, st)
+}
+
+// TestDesk_ManagerPlans: the plan form previews what the domain makes of
+// it (list total, price by the rate, each visit's value) before anything
+// is written; a count that is not a number is named next to its field;
+// the plan defined is on sale, and retired with a reason.
+func TestDesk_ManagerPlans(t *testing.T) {
+	a := newTestAPI(t)
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleManager)
+	st, _ := c.get("/desk/plans")
+	require.Equal(t, http.StatusOK, st)
+	plan := url.Values{"code": {"OIL8"}, "name": {"8次保养"}, "service0": {"oil_change"}, "count0": {"8"}, "list0": {"480.00"},
+		"service1": {"inspection"}, "count1": {"1"}, "list1": {"200.00"},
+		"pricing": {"rate"}, "rate": {"0.85"}, "validity_months": {"36"}, "refund_policy": {"pro_rata"},
+		"cancellation_fee_rate": {"0.10"}, "gifts": {"洗车\n脚垫"}}
+	before := a.LastSeq()
+	st, _ = c.get("/desk/plans/preview?" + plan.Encode())
+	require.Equal(t, http.StatusOK, st)
+	c.has("¥4,040.00", "¥3,434.00", "¥408.00", "¥170.00", `value="OIL8"`)
+	require.Equal(t, before, a.LastSeq(), "a preview writes nothing")
+
+	bad := url.Values{}
+	for k, v := range plan {
+		bad[k] = v
+	}
+	bad.Set("count0", "eight")
+	st, _ = c.submit("/desk/plans", bad)
+	require.Equal(t, http.StatusBadRequest, st)
+	c.has(`value="eight"`, `aria-invalid="true"`)
+	require.Equal(t, before, a.LastSeq())
+
+	c.get("/desk/plans")
+	st, loc := c.submit("/desk/plans", plan)
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	c.get(loc)
+	c.has("方案已保存", "OIL8", "8次保养", "在售")
+	st, _ = c.submit("/desk/plans/OIL8/retire", url.Values{"reason": {"换季"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	_, body := a.Do("GET", "/v1/plans/OIL8", domain.RoleAuditor, nil)
+	require.Equal(t, "retired", body["status"])
+	require.Equal(t, "3434.00", body["price"])
+}
+
+// TestDesk_ManagerRefund: the refund page shows what the policy pays back
+// (base, fee, refund) before the manager confirms; the confirmation
+// refunds exactly that. An advisor sees no refund and a direct post of
+// one is refused.
+func TestDesk_ManagerRefund(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.ActivePackage("OIL6")
+	st, _ := a.Do("POST", "/v1/packages/"+id+"/redemptions", domain.RoleAdvisor,
+		map[string]any{"service": "oil_change", "repair_order": "RO-1", "mileage": 1000})
+	require.Equal(t, http.StatusCreated, st)
+
+	adv := newDeskClient(t, a)
+	adv.signIn(domain.RoleAdvisor)
+	adv.get("/desk/packages/" + id)
+	adv.hasNot("/refund")
+	csrf := csrfOf(t, adv.page)
+	before := a.LastSeq()
+	st, _ = adv.post("/desk/packages/"+id+"/refund", url.Values{"csrf": {csrf}, "key": {"k"}, "method": {"cash"}, "reason": {"x"}})
+	require.Equal(t, http.StatusForbidden, st)
+	require.Equal(t, before, a.LastSeq())
+
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleManager)
+	c.get("/desk/packages/" + id)
+	c.has(`href="/desk/packages/` + id + `/refund"`)
+	st, _ = c.get("/desk/packages/" + id + "/refund")
+	require.Equal(t, http.StatusOK, st)
+	c.has("¥2,040.00", "¥204.00", "¥1,836.00", "按未使用余额")
+	require.Equal(t, before, a.LastSeq(), "the preview writes nothing")
+	st, _ = c.submit("/desk/packages/"+id+"/refund", url.Values{"method": {"cash"}, "reason": {""}})
+	require.Equal(t, http.StatusBadRequest, st, "a refund needs a reason")
+	c.has(`id="f-reason-err"`)
+	require.Equal(t, before, a.LastSeq())
+	st, loc := c.submit("/desk/packages/"+id+"/refund", url.Values{"method": {"cash"}, "reason": {"客户搬家"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	c.get(loc)
+	c.has("已退款", "已退款。")
+	_, p := a.Do("GET", "/v1/packages/"+id, domain.RoleAuditor, nil)
+	require.Equal(t, "refunded", p["status"])
+	require.Equal(t, "1836.00", p["refunded"])
+}
+
+// TestDesk_ManagerCorrections: a wrong payment is voided and a wrong
+// deduction reversed, each from the package page with a reason.
+func TestDesk_ManagerCorrections(t *testing.T) {
+	a := newTestAPI(t)
+	a.Plan("OIL6")
+	id := a.Sell("OIL6")
+	a.Pay(id, "1000.00", "R-1")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleManager)
+	c.get("/desk/packages/" + id)
+	i := strings.Index(c.page, "/payments/")
+	require.Greater(t, i, 0)
+	voidPath := c.page[i-len("/desk/packages/")-36 : i+len("/payments/")+36+len("/void")]
+	st, loc := c.submit(voidPath, url.Values{"reason": {"收错金额"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	c.get(loc)
+	c.has("付款已作废", "已作废")
+
+	id2 := a.ActivePackage("OIL6X")
+	st, _ = a.Do("POST", "/v1/packages/"+id2+"/redemptions", domain.RoleAdvisor,
+		map[string]any{"service": "oil_change", "repair_order": "RO-1", "mileage": 1000})
+	require.Equal(t, http.StatusCreated, st)
+	c.get("/desk/packages/" + id2)
+	i = strings.Index(c.page, "/redemptions/")
+	require.Greater(t, i, 0)
+	revPath := c.page[i-len("/desk/packages/")-36 : i+len("/redemptions/")+36+len("/reverse")]
+	st, loc = c.submit(revPath, url.Values{"reason": {"录错工单"}})
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	c.get(loc)
+	c.has("核销已冲销")
+	_, p := a.Do("GET", "/v1/packages/"+id2, domain.RoleAuditor, nil)
+	require.Equal(t, float64(6), p["remaining"].(map[string]any)["oil_change"])
+}
+
+// TestDesk_Liability: the roll-forward with its chart, drawn by the
+// server: a bar a day.
+func TestDesk_Liability(t *testing.T) {
+	a := newTestAPI(t)
+	a.ActivePackage("OIL6")
+	c := newDeskClient(t, a)
+	c.signIn(domain.RoleManager)
+	st, _ := c.get("/desk/reports/liability?from=2026-11-01&to=2026-11-07")
+	require.Equal(t, http.StatusOK, st, c.page)
+	c.has("<svg", `role="img"`, "每日期末预收负债", "¥2,448.00", "2026-11-02: ¥2,448.00")
+	require.Equal(t, 7, strings.Count(c.page, `class="bar"`), "a bar a day")
+	st, _ = c.get("/desk/reports/liability?from=2026-11-01&to=2027-12-31")
+	require.Equal(t, http.StatusBadRequest, st, "at most 400 days")
+}
+
+// TestDesk_Auditor: the auditor starts at the audit page; a package's
+// timeline names who did each thing, where, and the balance after it;
+// the integrity check passes on an honest ledger; the balances as of an
+// instant before the visit show the money still owed; the JSON downloads
+// are the API's answers. An advisor gets none of it.
+func TestDesk_Auditor(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.ActivePackage("OIL6") // at 10:00 in Shanghai
+	a.Advance(2 * time.Hour)
+	st, _ := a.Do("POST", "/v1/packages/"+id+"/redemptions", domain.RoleAdvisor,
+		map[string]any{"service": "oil_change", "repair_order": "RO-1", "mileage": 1000})
+	require.Equal(t, http.StatusCreated, st)
+
+	c := newDeskClient(t, a)
+	require.Equal(t, "/desk/audit", c.signIn(domain.RoleAuditor))
+	st, _ = c.get("/desk/packages/" + id + "/timeline")
+	require.Equal(t, http.StatusOK, st)
+	c.has("售出", "收款", "生效", "核销", "u-advisor", "u-cashier", "服务顾问", "收银", "¥2,448.00", "¥2,040.00", "RO-1", "2026-11-02 12:00")
+
+	st, _ = c.get("/desk/audit/verify")
+	require.Equal(t, http.StatusOK, st, c.page)
+	c.has("全部一致")
+	st, _ = c.get("/desk/audit/balances?as_of=2026-11-02T11:00")
+	require.Equal(t, http.StatusOK, st, c.page)
+	c.has("¥2,448.00", "套餐（1 个）")
+	c.hasNot("¥2,040.00")
+	st, _ = c.get("/desk/audit/balances?as_of=2026-11-02T12:30")
+	require.Equal(t, http.StatusOK, st)
+	c.has("¥2,040.00")
+	st, _ = c.get("/desk/audit/balances?as_of=yesterday")
+	require.Equal(t, http.StatusBadRequest, st)
+
+	resp, err := c.http.Get(a.URL + "/desk/export/balances.json?as_of=2026-11-02T03:00:00Z")
+	require.NoError(t, err)
+	require.Contains(t, resp.Header.Get("Content-Disposition"), "balances.json")
+	var b map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&b))
+	resp.Body.Close()
+	require.Equal(t, "2448.00", b["totals"].(map[string]any)["liability"])
+
+	adv := newDeskClient(t, a)
+	adv.signIn(domain.RoleAdvisor)
+	for _, path := range []string{"/desk/audit", "/desk/packages/" + id + "/timeline", "/desk/export/verify.json", "/desk/reports/liability"} {
+		st, _ := adv.get(path)
+		require.Equal(t, http.StatusForbidden, st, path)
+	}
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -309,19 +310,28 @@ func (s *Server) refundQuote(p domain.Package) (domain.RefundQuote, error) {
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	id, subject, err := s.packageSubject(r)
+	id, _, err := s.packageSubject(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	hist, err := s.ledger.Load(r.Context(), subject)
+	entries, err := s.historyOf(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, unavailableErr("the ledger could not be read", err))
+		s.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, map[string]any{"package_id": id, "events": entries})
+}
+
+// historyOf is every event of package id, in order, each with the
+// package's figures after it.
+func (s *Server) historyOf(ctx context.Context, id uuid.UUID) ([]historyEntry, error) {
+	hist, err := s.ledger.Load(ctx, s.ledger.Subjects().Package(id.String()))
+	if err != nil {
+		return nil, unavailableErr("the ledger could not be read", err)
+	}
 	if len(hist) == 0 {
-		s.writeError(w, r, domain.Errorf(domain.CodePackageNotFound, "no package %s", id))
-		return
+		return nil, domain.Errorf(domain.CodePackageNotFound, "no package %s", id)
 	}
 	entries := make([]historyEntry, 0, len(hist))
 	var p domain.Package
@@ -330,11 +340,11 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		entries = append(entries, historyEntry{
 			Seq: e.Seq, ID: e.ID, Type: e.Type, Schema: e.Schema, Dealer: e.Dealer, Store: e.Store,
 			BusinessTime: e.BusinessTime, RecordedAt: e.RecordedAt, Actor: e.Actor, Key: e.Key,
-			Prev: e.Prev, Hash: e.Hash, Data: e.Data,
+			Prev: e.Prev, Hash: e.Hash, Data: e.Data, Event: e.Event,
 			After: historyAfter{Status: p.Status, Paid: p.Paid, Liability: p.Liability, Remaining: p.Remaining()},
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"package_id": id, "events": entries})
+	return entries, nil
 }
 
 // trimmedRef is a receipt or repair-order number as the domain stores it.

@@ -54,6 +54,8 @@ type historyEntry struct {
 	Hash         string          `json:"hash"`
 	Data         json.RawMessage `json:"data"`
 	After        historyAfter    `json:"after"`
+	// Event is Data decoded, for the desk's timeline.
+	Event domain.Event `json:"-"`
 }
 
 type historyAfter struct {

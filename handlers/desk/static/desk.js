@@ -1,0 +1,28 @@
+// The desk's one enhancement: the plan form's preview follows what the
+// manager types. The server computes it (the same rules as a definition);
+// without this script the form's Preview button asks for the same page.
+(function () {
+  "use strict";
+  var form = document.getElementById("plan-form");
+  var preview = document.getElementById("preview");
+  if (!form || !preview || !window.fetch) { return; }
+  var timer = null, asked = 0;
+  function refresh() {
+    var n = ++asked;
+    var q = new URLSearchParams(new FormData(form));
+    q.delete("csrf");
+    fetch("/desk/plans/preview?" + q.toString(), { credentials: "same-origin" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        if (n !== asked) { return; } // a newer one is on its way
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById("preview");
+        if (fresh) { preview.innerHTML = fresh.innerHTML; }
+      })
+      .catch(function () { /* the Preview button still works */ });
+  }
+  form.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 300);
+  });
+})();
