@@ -41,10 +41,20 @@ func (s *Server) findPage(d *deskReq) {
 }
 
 // vehicleQuery reads what was typed at reception: a VIN (any case, spaces
+// allowed), a phone number (seven digits or more, spaces, dashes and +86
 // allowed) or else a plate.
 func vehicleQuery(q string) (projections.Query, bool) {
 	if vin, err := domain.NormalizeVIN(strings.ReplaceAll(q, " ", "")); err == nil {
 		return projections.Query{VIN: vin}, true
+	}
+	digits := 0
+	for _, r := range q {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	if digits >= 7 && domain.CheckPhone("q", q) == nil {
+		return projections.Query{Phone: q}, true
 	}
 	plate, err := domain.CheckText("plate", q, 2, domain.MaxPlate)
 	if err != nil {

@@ -195,6 +195,12 @@ func TestDesk_AdvisorDeducts(t *testing.T) {
 	st, _ = c.get("/desk/find?q=lsvau2180n2183294") // a VIN in any case
 	require.Equal(t, http.StatusOK, st)
 	c.has(`href="/desk/packages/` + id + `"`)
+	st, _ = c.get("/desk/find?q=" + url.QueryEscape("+86 138-0013-8000")) // the customer's phone, as it comes
+	require.Equal(t, http.StatusOK, st)
+	c.has(`href="/desk/packages/` + id + `"`)
+	st, _ = c.get("/desk/find?q=13900000000")
+	require.Equal(t, http.StatusOK, st)
+	c.has("没有找到该车辆的套餐")
 
 	st, _ = c.get("/desk/packages/" + id)
 	require.Equal(t, http.StatusOK, st)

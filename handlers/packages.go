@@ -133,6 +133,12 @@ func parseFindQuery(q url.Values) (findQuery, error) {
 			return fq, err
 		}
 	}
+	if v := q.Get("phone"); v != "" {
+		if err := domain.CheckPhone("phone", v); err != nil {
+			return fq, err
+		}
+		fq.Phone = v
+	}
 	if v := q.Get("customer"); v != "" {
 		if err := domain.CheckID("customer", v); err != nil {
 			return fq, err

@@ -698,7 +698,7 @@ func (m *Model) readPacks(r *wire.Reader, text string) error {
 // changes. It returns a package id met twice, if any.
 func (m *Model) rebuildIndexes() *uuid.UUID {
 	n := m.packs.Len()
-	for _, x := range []interface{ Reserve(int) }{m.byID, m.byVIN.idx, m.byPlate.idx, m.byCustomer.idx, m.sales.idx} {
+	for _, x := range []interface{ Reserve(int) }{m.byID, m.byVIN.idx, m.byPlate.idx, m.byCustomer.idx, m.byPhone.idx, m.sales.idx} {
 		x.Reserve(n)
 	}
 	var dup *uuid.UUID
@@ -711,6 +711,7 @@ func (m *Model) rebuildIndexes() *uuid.UUID {
 		},
 		func(pos int32, pk *pack) { m.byVIN.add(field(pk.text, fVIN), pos) },
 		func(pos int32, pk *pack) { m.byPlate.add(normPlate(field(pk.text, fPlate)), pos) },
+		func(pos int32, pk *pack) { m.byPhone.add(normPhone(field(pk.text, fPhone)), pos) },
 		func(pos int32, pk *pack) {
 			m.byCustomer.add(field(pk.text, fCustomerID), pos)
 			if k := field(pk.text, fSaleKey); k != "" {

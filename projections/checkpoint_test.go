@@ -73,10 +73,15 @@ func TestModelCheckpoint_Resume(t *testing.T) {
 			wantPlans, _ := json.Marshal(full.Plans())
 			gotPlans, _ := json.Marshal(m.Plans())
 			require.Equal(t, string(wantPlans), string(gotPlans))
+			phones := map[string]bool{}
 			for _, p := range full.Find(projections.Query{}) {
 				if p.Customer.ID != "" {
 					require.Equal(t, ids(full.Find(projections.Query{Customer: p.Customer.ID})), ids(m.Find(projections.Query{Customer: p.Customer.ID})))
+					phones[p.Customer.Phone] = true
 				}
+			}
+			for ph := range phones {
+				require.Equal(t, ids(full.Find(projections.Query{Phone: ph})), ids(m.Find(projections.Query{Phone: ph})), "phone %s", ph)
 			}
 		})
 	}

@@ -163,6 +163,7 @@ func (l *ledger) folded(id uuid.UUID) domain.Package {
 
 type sale struct {
 	customer, name, vin, plate, model string
+	phone                             string // 13800000000 if empty
 }
 
 func (l *ledger) sell(plan string, s sale, w who) uuid.UUID {
@@ -170,6 +171,9 @@ func (l *ledger) sell(plan string, s sale, w who) uuid.UUID {
 	id := uuid.Must(uuid.NewV7())
 	if s.name == "" {
 		s.name = "Li Wei"
+	}
+	if s.phone == "" {
+		s.phone = "13800000000"
 	}
 	if s.model == "" {
 		s.model = "Lavida"
@@ -179,7 +183,7 @@ func (l *ledger) sell(plan string, s sale, w who) uuid.UUID {
 	}
 	l.do(id, domain.Sell{
 		PackageID: id, Plan: l.plans[plan],
-		Customer: domain.Customer{ID: s.customer, Name: s.name, Phone: "13800000000"},
+		Customer: domain.Customer{ID: s.customer, Name: s.name, Phone: s.phone},
 		Vehicle:  domain.Vehicle{VIN: s.vin, Plate: s.plate, Model: s.model},
 		Advisor:  w.actor.ID,
 	}, w)

@@ -405,4 +405,20 @@ func normPlate(p string) string {
 	return strings.ToUpper(strings.Join(strings.Fields(p), ""))
 }
 
+// normPhone is a phone number as it is looked up: its digits, without
+// China's country code, so that "+86 138-0013-8000" and "13800138000"
+// are one number.
+func normPhone(p string) string {
+	digits := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, p)
+	if len(digits) == 13 && strings.HasPrefix(digits, "86") {
+		return digits[2:]
+	}
+	return digits
+}
+
 func saleKey(actor, key string) string { return actor + "\x00" + key }

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"sort"
@@ -32,6 +33,7 @@ type Model struct {
 	byVIN      *postings
 	byPlate    *postings
 	byCustomer *postings
+	byPhone    *postings
 	sales      *saleKeys // actor id + idempotency key → package sold
 	plans      map[string]domain.PlanState
 	// plansShared: a snapshot holds plans, so the next write copies it.
@@ -70,6 +72,7 @@ func NewModel(tz *time.Location) *Model {
 		return func(pos int32) string { return field(m.packs.At(int(pos)).text, k) }
 	}
 	m.byVIN, m.byPlate, m.byCustomer = newPostings(fieldOf(fVIN)), newPostings(fieldOf(fPlate)), newPostings(fieldOf(fCustomerID))
+	m.byPhone = newPostings(fieldOf(fPhone))
 	m.sales = newSaleKeys(fieldOf(fSaleKey))
 	return m
 }
@@ -105,7 +108,8 @@ func (m *Model) Apply(env domain.Envelope) {
 			*m.packs.Mut(int(pos)) = next
 			m.moved(env, &next, &mv)
 			if _, ok := env.Event.(domain.PackageSold); ok {
-				m.index(pos, field(next.text, fVIN), field(next.text, fPlate), field(next.text, fCustomerID), field(next.text, fSaleKey))
+				m.index(pos, field(next.text, fVIN), field(next.text, fPlate), field(next.text, fCustomerID),
+					field(next.text, fPhone), field(next.text, fSaleKey))
 			}
 			return
 		}
@@ -127,17 +131,19 @@ func (m *Model) Apply(env domain.Envelope) {
 		if env.Key != "" {
 			key = saleKey(env.Actor.ID, env.Key)
 		}
-		m.index(pos, sold.Vehicle.VIN, sold.Vehicle.Plate, sold.Customer.ID, key)
+		m.index(pos, sold.Vehicle.VIN, sold.Vehicle.Plate, sold.Customer.ID, sold.Customer.Phone, key)
 	}
 	m.liability.Apply(env, before)
 	m.close.Apply(env, before)
 }
 
-// index files a sale under its VIN, plate, customer and idempotency key.
-func (m *Model) index(pos int32, vin, plate, customer, key string) {
+// index files a sale under its VIN, plate, customer, phone and
+// idempotency key.
+func (m *Model) index(pos int32, vin, plate, customer, phone, key string) {
 	m.byVIN.add(vin, pos)
 	m.byPlate.add(normPlate(plate), pos)
 	m.byCustomer.add(customer, pos)
+	m.byPhone.add(normPhone(phone), pos)
 	if key != "" {
 		m.sales.put(key, pos)
 	}
@@ -213,6 +219,8 @@ func (m *Model) SaleByKey(actor, key string) (uuid.UUID, bool) {
 // Query selects packages; empty fields match anything.
 type Query struct {
 	VIN, Plate, Customer string
+	// Phone is the customer's phone, in any spacing, with or without +86.
+	Phone string
 }
 
 // Find returns the packages matching every given field, newest sale first.
@@ -226,6 +234,10 @@ func (m *Model) Find(q Query) []domain.Package {
 	}
 	if q.Customer != "" {
 		sets = append(sets, m.byCustomer.get(q.Customer))
+	}
+	if q.Phone != "" {
+		// A phone of no digits is no one's.
+		sets = append(sets, m.byPhone.get(cmp.Or(normPhone(q.Phone), "\x00")))
 	}
 	var out []domain.Package
 	if len(sets) == 0 {

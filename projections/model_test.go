@@ -202,6 +202,31 @@ func TestModel_Account(t *testing.T) {
 	})
 }
 
+// TestModel_FindByPhone: a customer is found by phone however it was
+// written, at the sale or at the search: spaces, dashes, +86.
+func TestModel_FindByPhone(t *testing.T) {
+	m := projections.NewModel(shanghai)
+	l := newLedger(t, m)
+	setupOil(t, l, local(2026, 1, 1, 9, 0))
+	at := who{at: local(2026, 1, 2, 10, 0), store: "S1"}
+	a := l.sell("OIL6", sale{customer: "C1", vin: vinA, plate: "沪A12345", phone: "138 0013 8000"}, at)
+	b := l.sell("OIL6", sale{customer: "C2", vin: vinB, plate: "沪B12345", phone: "+86-139-0000-0000"}, who{at: local(2026, 1, 3, 10, 0), store: "S1"})
+	c := l.sell("OIL6", sale{customer: "C1", vin: vinC, plate: "沪C12345", phone: "13800138000"}, who{at: local(2026, 1, 4, 10, 0), store: "S1"})
+	for q, want := range map[string][]uuid.UUID{
+		"13800138000": {c, a}, "138-0013-8000": {c, a}, "+86 138 0013 8000": {c, a},
+		"13900000000": {b}, "8613900000000": {b}, "13700000000": nil, "---": nil,
+	} {
+		require.Equal(t, want, nilIfEmpty(ids(m.Find(projections.Query{Phone: q}))), "phone %q", q)
+	}
+}
+
+func nilIfEmpty(ids []uuid.UUID) []uuid.UUID {
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
+}
+
 // TestModel_Awaiting: the cashier's queue is the packages awaiting
 // payment, part-paid ones too, the longest waiting first, of one store or
 // of all; paid, refunded and voided-back-to-unpaid packages as they are.
