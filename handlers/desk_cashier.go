@@ -97,12 +97,14 @@ func (s *Server) pay(d *deskReq) {
 	http.Redirect(d.w, d.r, "/desk/packages/"+p.ID.String()+"/receipts/"+pay.ID.String()+"?done=paid", http.StatusSeeOther)
 }
 
-// receiptData is a payment's receipt.
+// receiptData is a payment's receipt, with the package's figures as they
+// were once it was paid: a receipt printed again later says the same.
 type receiptData struct {
-	P      domain.Package
-	Pay    domain.Payment
-	Due    domain.Money
-	Dealer string
+	P        domain.Package
+	Pay      domain.Payment
+	PaidThen domain.Money
+	DueThen  domain.Money
+	Dealer   string
 }
 
 func (s *Server) receiptPage(d *deskReq) {
@@ -125,7 +127,14 @@ func (s *Server) receiptPage(d *deskReq) {
 	if k, ok := flashes[d.r.URL.Query().Get("done")]; ok {
 		v.Flash = text(d.lang, k)
 	}
-	v.Data = receiptData{P: p, Pay: pay, Due: p.Price.Sub(p.Paid.Sub(p.Voided)), Dealer: s.cfg.Dealer}
+	var paid domain.Money
+	for _, q := range p.Payments {
+		paid = paid.Add(q.Amount) // voids, if any, came later
+		if q.ID == pay.ID {
+			break
+		}
+	}
+	v.Data = receiptData{P: p, Pay: pay, PaidThen: paid, DueThen: p.Price.Sub(paid), Dealer: s.cfg.Dealer}
 	s.render(d.w, http.StatusOK, "receipt", v)
 }
 

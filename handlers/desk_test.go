@@ -370,6 +370,7 @@ func TestDesk_CashierPaysInTwoParts(t *testing.T) {
 	st, loc := c.submit("/desk/packages/"+id+"/pay", url.Values{"amount": {"1000.00"}, "method": {"cash"}, "receipt": {"R-1"}})
 	require.Equal(t, http.StatusSeeOther, st, c.page)
 	require.Contains(t, loc, "/desk/packages/"+id+"/receipts/")
+	firstReceipt := loc
 	c.get(loc)
 	c.has("收款收据", "R-1", "¥1,000.00", "¥1,448.00", "现金", "已收款")
 
@@ -412,6 +413,9 @@ func TestDesk_CashierPaysInTwoParts(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, st, c.page)
 	require.Equal(t, after, a.LastSeq())
 
+	// The first receipt, printed again, says what it said then.
+	c.get(firstReceipt)
+	c.has("R-1", "¥1,000.00 / ¥2,448.00", "¥1,448.00")
 	c.get("/desk/queue")
 	c.has("当前没有待付款的套餐")
 	st, _ = c.get("/desk/packages/" + id + "/contract")

@@ -267,6 +267,12 @@ func (b *browser) seq() int {
 	return num(b.t, obj(b.t, b.srv.waitCaughtUp(), "projections"), "applied_seq")
 }
 
+func shanghai(t *testing.T) *time.Location {
+	tz, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	return tz
+}
+
 // TestBrowser_Story: the seed dealership's day in a real browser, each
 // role signed in with its own token: the manager defines a plan (the
 // preview follows the typing), the advisor sells it, the cashier takes
@@ -293,6 +299,8 @@ func TestBrowser_Story(t *testing.T) {
 	  return `+pageChecks+`;
 	})()`)
 	require.Len(t, planted, 2, "%v", planted)
+	b.open("/signin")
+	b.shot("signin")
 
 	// The manager defines a plan; the preview is the server's.
 	b.signIn("MANAGER")
@@ -422,8 +430,14 @@ func TestBrowser_Story(t *testing.T) {
 	b.open("/desk/packages/" + pkg + "/timeline")
 	b.sees("售出", "收款", "生效", "核销", "退款", "manager", "advisor", "cashier", "¥1,632.00")
 	b.shot("timeline")
+	b.open("/desk/audit")
+	b.shot("audit")
+	b.open("/desk/audit/balances?as_of=" + time.Now().Add(time.Minute).In(shanghai(t)).Format("2006-01-02T15:04"))
+	b.sees("¥1,468.80", "套餐（1 个）")
+	b.shot("balances")
 	b.open("/desk/audit/verify")
 	b.sees("全部一致")
+	b.shot("verify")
 	// And in English.
 	b.submit(`a.lang`)
 	b.sees("All consistent")
