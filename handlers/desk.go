@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -120,7 +121,10 @@ var deskPages = []string{"signin", "error", "find", "package", "deduct", "sell",
 
 // deskFuncs are the few functions the pages use beyond their view's
 // methods.
-var deskFuncs = template.FuncMap{"sub": func(a, b int) int { return a - b }}
+var deskFuncs = template.FuncMap{
+	"sub":  func(a, b int) int { return a - b },
+	"list": func(s ...string) []string { return s },
+}
 
 func newDesk() *desk {
 	d := &desk{pages: map[string]*template.Template{}, sessions: newSessions()}
@@ -159,7 +163,7 @@ func (s *Server) deskRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /desk/close", s.deskPage(s.closePage, closeRoles...))
 
 	mux.HandleFunc("GET /desk/plans", s.deskPage(s.plansPage, managerOnly...))
-	mux.HandleFunc("GET /desk/plans/preview", s.deskPage(s.planPreview, managerOnly...))
+	mux.HandleFunc("POST /desk/plans/preview", s.deskPage(s.planPreview, managerOnly...))
 	mux.HandleFunc("POST /desk/plans", s.deskPage(s.definePlanForm, managerOnly...))
 	mux.HandleFunc("POST /desk/plans/{code}/retire", s.deskPage(s.retirePlanForm, managerOnly...))
 	mux.HandleFunc("GET /desk/packages/{id}/refund", s.deskPage(s.refundPage, managerOnly...))
@@ -174,7 +178,7 @@ func (s *Server) deskRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /desk/audit/balances", s.deskPage(s.balancesPage, auditorOnly...))
 	mux.HandleFunc("GET /desk/export/verify.json", s.deskPage(s.export("verify.json", s.verifyLedger), auditorOnly...))
 	mux.HandleFunc("GET /desk/export/balances.json", s.deskPage(s.export("balances.json", s.balancesAsOf), auditorOnly...))
-	mux.HandleFunc("GET /desk/export/liability.json", s.deskPage(s.export("liability.json", s.liabilityReport), historyRoles...))
+	mux.HandleFunc("GET /desk/export/liability.json", s.deskPage(s.export("liability.json", s.fromModel(s.liabilityReport)), historyRoles...))
 	mux.HandleFunc("GET /desk/export/packages/{id}/history.json", s.deskPage(s.export("history.json", s.history), historyRoles...))
 }
 
@@ -253,10 +257,12 @@ func langOf(r *http.Request) lang {
 }
 
 // cookie is one of the desk's cookies: for this site's pages only, never
-// sent along from another site's page or readable by script.
-func cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
+// sent along from another site's page or readable by script, and sent
+// over TLS only when the desk is served over TLS (Config.SecureCookies
+// says so behind a proxy that ends TLS).
+func (s *Server) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookies}
 }
 
 // home is where a role starts: the cashier at the queue, the auditor at
@@ -279,12 +285,21 @@ func (s *Server) deskHome(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
-// localPath is next if it is a path of this site, else "".
+// localPath is next if it is a path of this site, else "". Browsers drop
+// tabs and newlines from an address and read a backslash as a slash, so
+// "/\t/evil.example" would leave the site: no control character and no
+// backslash is let through, and what goes back out is next as parsed.
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	for i := 0; i < len(next); i++ {
+		if next[i] < 0x20 || next[i] == 0x7f || next[i] == '\\' {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return ""
 	}
-	return next
+	return u.RequestURI()
 }
 
 func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +313,7 @@ func (s *Server) renderSignin(w http.ResponseWriter, r *http.Request, status int
 	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) >= 16 {
 		token = c.Value
 	}
-	http.SetCookie(w, cookie(r, preCookie, token, 3600))
+	http.SetCookie(w, s.cookie(r, preCookie, token, 3600))
 	v := s.view(langOf(r), nil, "signin.title")
 	v.CSRF = token
 	v.Data = map[string]string{"Next": localPath(r.FormValue("next"))}
@@ -325,9 +340,12 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		s.renderSignin(w, r, http.StatusUnauthorized, "signin.bad")
 		return
 	}
+	if old, err := r.Cookie(sessionCookie); err == nil {
+		s.desk.sessions.end(old.Value) // one sign-in, one session
+	}
 	sess := s.desk.sessions.create(u, time.Now())
-	http.SetCookie(w, cookie(r, sessionCookie, sess.id, int(sessionTTL/time.Second)))
-	http.SetCookie(w, cookie(r, preCookie, "", -1))
+	http.SetCookie(w, s.cookie(r, sessionCookie, sess.id, int(sessionTTL/time.Second)))
+	http.SetCookie(w, s.cookie(r, preCookie, "", -1))
 	next := localPath(r.PostForm.Get("next"))
 	if next == "" {
 		next = home(u.Role)
@@ -337,14 +355,14 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) signout(d *deskReq) {
 	s.desk.sessions.end(d.sess.id)
-	http.SetCookie(d.w, cookie(d.r, sessionCookie, "", -1))
+	http.SetCookie(d.w, s.cookie(d.r, sessionCookie, "", -1))
 	http.Redirect(d.w, d.r, "/signin", http.StatusSeeOther)
 }
 
 // switchLang sets the desk's language and goes back to the page it was
 // asked from. A GET is enough: the language changes nothing in the ledger.
 func (s *Server) switchLang(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, cookie(r, langCookie, string(parseLang(r.URL.Query().Get("to"))), 365*24*3600))
+	http.SetCookie(w, s.cookie(r, langCookie, string(parseLang(r.URL.Query().Get("to"))), 365*24*3600))
 	back := localPath(r.URL.Query().Get("back"))
 	if back == "" {
 		back = "/"
@@ -416,6 +434,9 @@ func (v view) Service(name string) string {
 // Method names a payment method.
 func (v view) Method(m domain.PaymentMethod) string { return v.T("method." + string(m)) }
 
+// Net is what was paid on p and not voided.
+func (v view) Net(p domain.Package) domain.Money { return p.NetPaid() }
+
 // Due is what is still to pay on p.
 func (v view) Due(p domain.Package) domain.Money { return p.Price.Sub(p.Paid.Sub(p.Voided)) }
 
@@ -475,7 +496,11 @@ func (v view) With(data any) view {
 func (s *Server) view(l lang, d *deskReq, title string) view {
 	v := view{Lang: l, Title: text(l, title), tz: s.cfg.TZ}
 	if d != nil {
-		v.User, v.CSRF, v.Path = &d.user, d.sess.csrf, d.r.URL.RequestURI()
+		v.User, v.CSRF = &d.user, d.sess.csrf
+		if d.r.Method == http.MethodGet {
+			// The language link comes back here; after a post it goes home.
+			v.Path = d.r.URL.RequestURI()
+		}
 		for _, n := range navOf(d.user.Role) {
 			v.Nav = append(v.Nav, navItem{Href: n[0], Label: text(l, n[1]), Current: strings.HasPrefix(d.r.URL.Path, n[0])})
 		}
@@ -540,12 +565,9 @@ func (s *Server) deskWords(l lang, err error) (int, string) {
 		status = http.StatusInternalServerError
 	}
 	switch {
-	case status >= 500:
-		if code == domain.CodeInternal {
-			s.log.Error("desk request failed", "code", code, "err", err)
-			return status, text(l, "err.internal")
-		}
-		return status, text(l, "err.unavailable")
+	case code == domain.CodeInternal || !ok:
+		s.log.Error("desk request failed", "code", code, "err", err)
+		return status, text(l, "err.internal")
 	case code == domain.CodePackageNotFound:
 		return status, text(l, "err.nopackage")
 	}
@@ -572,6 +594,19 @@ func (s *Server) fieldErrors(l lang, err error) (int, map[string]string) {
 		msg = text(l, "err.invalid_field") + "（" + domain.ErrorMessage(err) + "）"
 	}
 	return status, map[string]string{field: msg}
+}
+
+// shownAt keeps the errors of fields a form shows next to the field, and
+// moves the rest to the form as a whole (""), so that no error goes
+// unsaid.
+func shownAt(errs map[string]string, rendered ...string) map[string]string {
+	for k, msg := range errs {
+		if k != "" && !slices.Contains(rendered, k) {
+			delete(errs, k)
+			errs[""] = msg
+		}
+	}
+	return errs
 }
 
 // formOp is the write a desk form asks for: the session's user, the

@@ -196,6 +196,7 @@ func (s *Server) confirmDeduct(d *deskReq, vals url.Values, failure error) {
 	status := http.StatusOK
 	if err != nil {
 		status, v.Errors = s.fieldErrors(d.lang, err)
+		v.Errors = shownAt(v.Errors, "service", "repair_order", "mileage")
 		data.Failed = true
 	}
 	v.Data = data
@@ -269,6 +270,7 @@ func (s *Server) showSell(d *deskReq, status int, typed url.Values, err error) {
 	})
 	if err != nil {
 		status, v.Errors = s.fieldErrors(d.lang, err)
+		v.Errors = shownAt(v.Errors, "plan", "customer.id", "customer.name", "customer.phone", "vehicle.vin", "vehicle.plate", "vehicle.model")
 		if typed.Get("key") != "" {
 			data.Key = typed.Get("key") // the same sale, if sent again
 		}

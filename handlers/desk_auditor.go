@@ -1,6 +1,9 @@
 package handlers
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -127,11 +130,33 @@ func (s *Server) balancesPage(d *deskReq) {
 }
 
 // export serves one of the API's JSON answers to a signed-in auditor, as
-// a file: the same handler, the session's user in place of a token.
+// a file: the same handler, the session's user in place of a token. An
+// answer that is not 200 is no file: the desk says what went wrong.
 func (s *Server) export(name string, h http.HandlerFunc) func(*deskReq) {
 	return func(d *deskReq) {
+		rec := &recorded{header: http.Header{}, code: http.StatusOK}
+		h(rec, d.r.WithContext(withUser(d.r.Context(), d.user)))
+		if rec.code != http.StatusOK {
+			var body errorBody
+			_ = json.Unmarshal(rec.Bytes(), &body)
+			s.failed(d, domain.Errorf(cmp.Or(body.Error.Code, domain.CodeInternal), "%s", body.Error.Message))
+			return
+		}
+		for k, v := range rec.header {
+			d.w.Header()[k] = v
+		}
 		d.w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
-		r := d.r.WithContext(withUser(d.r.Context(), d.user))
-		h(d.w, r)
+		d.w.WriteHeader(http.StatusOK)
+		_, _ = d.w.Write(rec.Bytes())
 	}
 }
+
+// recorded is an answer kept whole before any of it is sent.
+type recorded struct {
+	header http.Header
+	code   int
+	bytes.Buffer
+}
+
+func (r *recorded) Header() http.Header  { return r.header }
+func (r *recorded) WriteHeader(code int) { r.code = code }

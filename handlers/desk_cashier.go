@@ -63,6 +63,7 @@ func (s *Server) showPay(d *deskReq, p domain.Package, status int, err error) {
 	if err != nil {
 		v.Form = d.r.PostForm
 		status, v.Errors = s.fieldErrors(d.lang, err)
+		v.Errors = shownAt(v.Errors, "amount", "method", "receipt")
 		if k := d.r.PostForm.Get("key"); k != "" {
 			data.Key = k // the same payment, if sent again
 		}
@@ -127,14 +128,21 @@ func (s *Server) receiptPage(d *deskReq) {
 	if k, ok := flashes[d.r.URL.Query().Get("done")]; ok {
 		v.Flash = text(d.lang, k)
 	}
-	var paid domain.Money
-	for _, q := range p.Payments {
-		paid = paid.Add(q.Amount) // voids, if any, came later
-		if q.ID == pay.ID {
+	// The package as it was once this payment was recorded: a void before
+	// it counts, one after it does not.
+	entries, err := s.historyOf(d.r.Context(), p.ID)
+	if err != nil {
+		s.failed(d, err)
+		return
+	}
+	var then historyAfter
+	for _, e := range entries {
+		if r, ok := e.Event.(domain.PaymentRecorded); ok && r.PaymentID == pay.ID {
+			then = e.After
 			break
 		}
 	}
-	v.Data = receiptData{P: p, Pay: pay, PaidThen: paid, DueThen: p.Price.Sub(paid), Dealer: s.cfg.Dealer}
+	v.Data = receiptData{P: p, Pay: pay, PaidThen: then.NetPaid(), DueThen: p.Price.Sub(then.NetPaid()), Dealer: s.cfg.Dealer}
 	s.render(d.w, http.StatusOK, "receipt", v)
 }
 

@@ -18,7 +18,7 @@ func FuzzPlanForm(f *testing.F) {
 		form := url.Values{"code": {code}, "name": {name}, "service0": {service}, "count0": {count}, "list0": {list},
 			"pricing": {pricing}, "rate": {rate}, "price": {price}, "validity_months": {months},
 			"cancellation_fee_rate": {fee}, "gifts": {gifts}, "refund_policy": {"pro_rata"}}
-		req, err := planForm(form)
+		req, _, err := planForm(form)
 		if err != nil {
 			if domain.ErrorCode(err) == domain.CodeInternal {
 				t.Fatalf("not a domain error: %v", err)

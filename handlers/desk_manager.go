@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ func (s *Server) showPlans(d *deskReq, status int, typed url.Values, err error) 
 		}
 		if err == nil {
 			// The preview: the plan as the domain would define it.
-			spec, perr := planForm(typed)
+			spec, _, perr := planForm(typed)
 			var p domain.Plan
 			if perr == nil {
 				p, perr = domain.NewPlan(domain.PlanSpec(spec))
@@ -70,22 +71,71 @@ func (s *Server) showPlans(d *deskReq, status int, typed url.Values, err error) 
 		}
 	}
 	if err != nil {
-		status, v.Errors = s.fieldErrors(d.lang, err)
+		var errs map[string]string
+		status, errs = s.fieldErrors(d.lang, err)
+		_, rows, _ := planForm(typed)
+		v.Errors = shownAt(planFields(errs, rows), planFormFields...)
 	}
 	v.Data = data
 	s.render(d.w, status, "plans", v)
 }
 
-// planPreview shows the plan form's preview without writing anything:
-// the form's button for it without JavaScript, the page's script as the
-// manager types.
-func (s *Server) planPreview(d *deskReq) {
-	s.showPlans(d, http.StatusOK, d.r.URL.Query(), nil)
+// planFormFields are the fields the plan form shows errors next to.
+var planFormFields = func() []string {
+	f := []string{"code", "name", "rate", "price", "validity_months", "cancellation_fee_rate", "free_look_days", "entitlements"}
+	for i := range entitlementRows {
+		f = append(f, fmt.Sprintf("service%d", i), fmt.Sprintf("count%d", i), fmt.Sprintf("list%d", i))
+	}
+	return f
+}()
+
+// entitlementField is an entitlement's field as the domain names it in
+// its errors: entitlements[1].list_price.
+var entitlementField = regexp.MustCompile(`^entitlements\[(\d+)\]\.(service|count|list_price)$`)
+
+// planFields names the domain's entitlement errors by the form's fields:
+// entitlements[1].list_price of a form whose second filled row is its
+// third is list2.
+func planFields(errs map[string]string, rows []int) map[string]string {
+	for k, msg := range errs {
+		m := entitlementField.FindStringSubmatch(k)
+		if m == nil {
+			continue
+		}
+		i, _ := strconv.Atoi(m[1])
+		if i >= len(rows) {
+			continue // shown with the form's
+		}
+		name := map[string]string{"service": "service", "count": "count", "list_price": "list"}[m[2]]
+		delete(errs, k)
+		errs[fmt.Sprintf("%s%d", name, rows[i])] = msg
+	}
+	return errs
 }
 
-// planForm reads a plan request from the plan form. Blank entitlement
-// rows are left out; numbers must be whole.
-func planForm(f url.Values) (planRequest, error) {
+// planPreview shows the plan form's preview without writing anything:
+// the form's button for it without JavaScript, the page's script as the
+// manager types. It is a post, so that the form's CSRF token never goes
+// into an address (history, logs, the language link).
+func (s *Server) planPreview(d *deskReq) {
+	s.showPlans(d, http.StatusOK, d.r.PostForm, nil)
+}
+
+// planForm reads a plan request from the plan form, and the form's row of
+// each entitlement. Blank entitlement rows are left out; numbers must be
+// whole.
+func planForm(f url.Values) (planRequest, []int, error) {
+	req, err := readPlanForm(f)
+	var rows []int
+	for i := range entitlementRows {
+		if strings.TrimSpace(f.Get(fmt.Sprintf("service%d", i))+f.Get(fmt.Sprintf("count%d", i))+f.Get(fmt.Sprintf("list%d", i))) != "" {
+			rows = append(rows, i)
+		}
+	}
+	return req, rows, err
+}
+
+func readPlanForm(f url.Values) (planRequest, error) {
 	req := planRequest{Code: strings.TrimSpace(f.Get("code")), Name: strings.TrimSpace(f.Get("name")),
 		RefundPolicy: domain.RefundPolicy(f.Get("refund_policy"))}
 	for _, m := range strings.FieldsFunc(f.Get("models"), func(r rune) bool { return r == ',' || r == '，' || r == '\n' }) {
@@ -160,7 +210,7 @@ func wholeField(f url.Values, name string) (int, error) {
 }
 
 func (s *Server) definePlanForm(d *deskReq) {
-	req, err := planForm(d.r.PostForm)
+	req, _, err := planForm(d.r.PostForm)
 	var o op
 	if err == nil {
 		o, err = formOp(d, req)
@@ -215,6 +265,7 @@ func (s *Server) showRefund(d *deskReq, p domain.Package, status int, err error)
 	if err != nil {
 		v.Form = d.r.PostForm
 		status, v.Errors = s.fieldErrors(d.lang, err)
+		v.Errors = shownAt(v.Errors, "method", "reason")
 		if k := d.r.PostForm.Get("key"); k != "" {
 			data.Key = k
 		}
@@ -230,6 +281,12 @@ func (s *Server) refundForm(d *deskReq) {
 	}
 	req := refundRequest{Method: domain.PaymentMethod(d.r.PostForm.Get("method")), Reason: strings.TrimSpace(d.r.PostForm.Get("reason"))}
 	o, err := formOp(d, req)
+	// The refund the manager confirmed is the one previewed: if the package
+	// changed since (a visit deducted, a payment voided), the new preview
+	// is shown instead of paying out another amount.
+	if q, qerr := s.refundQuote(p); err == nil && qerr == nil && q.Amount.String() != d.r.PostForm.Get("quoted") {
+		err = domain.Errorf(domain.CodeConcurrentUpdate, "the refund is now %s, not %s", q.Amount, d.r.PostForm.Get("quoted"))
+	}
 	if err == nil {
 		if _, err = s.refundPackageFor(d.r.Context(), o, p.ID, req); err == nil {
 			http.Redirect(d.w, d.r, "/desk/packages/"+p.ID.String()+"?done=refunded", http.StatusSeeOther)

@@ -55,6 +55,10 @@ func (c *deskClient) read(resp *http.Response) (int, string) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(c.t, err)
 	c.page = string(b)
+	if resp.StatusCode >= 400 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		// Every refusal says why, where a screen reader announces it.
+		require.Contains(c.t, c.page, `role="alert"`, "a %d page that says nothing:\n%s", resp.StatusCode, c.page)
+	}
 	return resp.StatusCode, resp.Header.Get("Location")
 }
 
@@ -461,7 +465,11 @@ func TestDesk_ManagerPlans(t *testing.T) {
 		"pricing": {"rate"}, "rate": {"0.85"}, "validity_months": {"36"}, "refund_policy": {"pro_rata"},
 		"cancellation_fee_rate": {"0.10"}, "gifts": {"洗车\n脚垫"}}
 	before := a.LastSeq()
-	st, _ = c.get("/desk/plans/preview?" + plan.Encode())
+	preview := url.Values{"csrf": {csrfOf(t, c.page)}}
+	for k, v := range plan {
+		preview[k] = v
+	}
+	st, _ = c.post("/desk/plans/preview", preview)
 	require.Equal(t, http.StatusOK, st)
 	c.has("¥4,040.00", "¥3,434.00", "¥408.00", "¥170.00", `value="OIL8"`)
 	require.Equal(t, before, a.LastSeq(), "a preview writes nothing")
@@ -476,11 +484,53 @@ func TestDesk_ManagerPlans(t *testing.T) {
 	c.has(`value="eight"`, `aria-invalid="true"`)
 	require.Equal(t, before, a.LastSeq())
 
+	// What the domain refuses is said, whichever field it is about; a
+	// blank row before the bad one does not put the error on another row.
+	for _, tc := range []struct {
+		name  string
+		field string
+		value string
+		want  string
+	}{
+		{"ServiceNotAName", "service1", "Oil Change", `id="service2-err"`},
+		{"NoVisits", "count1", "0", `id="count2-err"`},
+		{"NoValidity", "validity_months", "0", `id="f-validity_months-err"`},
+		{"PolicyUnknown", "refund_policy", "none", `role="alert"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
+			bad := url.Values{}
+			for k, v := range plan {
+				bad[k] = v
+			}
+			// The second entitlement on the third row, the second left blank.
+			bad.Del("service1")
+			bad.Del("count1")
+			bad.Del("list1")
+			bad.Set("service2", "inspection")
+			bad.Set("count2", "1")
+			bad.Set("list2", "200.00")
+			f := tc.field
+			if f == "service1" || f == "count1" {
+				f = strings.Replace(f, "1", "2", 1)
+			}
+			bad.Set(f, tc.value)
+			c.get("/desk/plans")
+			st, _ := c.submit("/desk/plans", bad)
+			require.GreaterOrEqual(t, st, 400, c.page)
+			c.has(tc.want)
+			require.Equal(t, before, a.LastSeq())
+		})
+	}
+
 	c.get("/desk/plans")
 	st, loc := c.submit("/desk/plans", plan)
 	require.Equal(t, http.StatusSeeOther, st, c.page)
 	c.get(loc)
 	c.has("方案已保存", "OIL8", "8次保养", "在售")
+	st, _ = c.submit("/desk/plans/OIL8/retire", url.Values{"reason": {"   "}})
+	require.Equal(t, http.StatusBadRequest, st, "a reason of spaces is none")
+	c.get("/desk/plans")
 	st, _ = c.submit("/desk/plans/OIL8/retire", url.Values{"reason": {"换季"}})
 	require.Equal(t, http.StatusSeeOther, st, c.page)
 	_, body := a.Do("GET", "/v1/plans/OIL8", domain.RoleAuditor, nil)
@@ -521,13 +571,25 @@ func TestDesk_ManagerRefund(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, st, "a refund needs a reason")
 	c.has(`id="f-reason-err"`)
 	require.Equal(t, before, a.LastSeq())
+	// A visit deducted after the preview: the confirmation does not pay
+	// the old amount, it shows the new one.
+	page := c.page
+	st, _ = a.Do("POST", "/v1/packages/"+id+"/redemptions", domain.RoleAdvisor,
+		map[string]any{"service": "oil_change", "repair_order": "RO-2", "mileage": 2000})
+	require.Equal(t, http.StatusCreated, st)
+	before = a.LastSeq()
+	c.page = page
+	st, _ = c.submit("/desk/packages/"+id+"/refund", url.Values{"method": {"cash"}, "reason": {"客户搬家"}})
+	require.Equal(t, http.StatusConflict, st)
+	c.has("别人刚刚修改了这个套餐", "¥1,632.00", "¥163.20", "¥1,468.80")
+	require.Equal(t, before, a.LastSeq())
 	st, loc := c.submit("/desk/packages/"+id+"/refund", url.Values{"method": {"cash"}, "reason": {"客户搬家"}})
 	require.Equal(t, http.StatusSeeOther, st, c.page)
 	c.get(loc)
 	c.has("已退款", "已退款。")
 	_, p := a.Do("GET", "/v1/packages/"+id, domain.RoleAuditor, nil)
 	require.Equal(t, "refunded", p["status"])
-	require.Equal(t, "1836.00", p["refunded"])
+	require.Equal(t, "1468.80", p["refunded"])
 }
 
 // TestDesk_ManagerCorrections: a wrong payment is voided and a wrong
@@ -547,6 +609,22 @@ func TestDesk_ManagerCorrections(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, st, c.page)
 	c.get(loc)
 	c.has("付款已作废", "已作废")
+	// Paid again in full: its receipt counts the void before it, and the
+	// first receipt still says what it said then.
+	a.Pay(id, "2448.00", "R-2")
+	cash := newDeskClient(t, a)
+	cash.signIn(domain.RoleCashier)
+	cash.get("/desk/packages/" + id)
+	cash.has("¥2,448.00")
+	i = strings.Index(cash.page, "/receipts/")
+	first := cash.page[i-len("/desk/packages/")-36 : i+len("/receipts/")+36]
+	j := strings.LastIndex(cash.page, "/receipts/")
+	second := cash.page[j-len("/desk/packages/")-36 : j+len("/receipts/")+36]
+	cash.get(second)
+	cash.has("R-2", "¥2,448.00 / ¥2,448.00", "¥0.00")
+	cash.hasNot("¥3,448.00", "-¥")
+	cash.get(first)
+	cash.has("R-1", "¥1,000.00 / ¥2,448.00", "¥1,448.00", "已作废")
 
 	id2 := a.ActivePackage("OIL6X")
 	st, _ = a.Do("POST", "/v1/packages/"+id2+"/redemptions", domain.RoleAdvisor,

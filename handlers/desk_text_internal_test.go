@@ -43,6 +43,18 @@ func TestDesk_EveryWordTranslated(t *testing.T) {
 	}
 }
 
+// TestDesk_EveryErrorInWords: every error the API can answer has words
+// a cashier reads, in both languages, so that none reaches a page as the
+// API's English message.
+func TestDesk_EveryErrorInWords(t *testing.T) {
+	for code := range statusOf {
+		if code == domain.CodePackageNotFound {
+			continue // "err.nopackage"
+		}
+		require.Contains(t, words, "err."+code, "code %s", code)
+	}
+}
+
 // TestYuan: amounts as a dealer's papers write them.
 func TestYuan(t *testing.T) {
 	for in, want := range map[string]string{
@@ -53,4 +65,27 @@ func TestYuan(t *testing.T) {
 	}
 	// A difference may be negative.
 	require.Equal(t, "-¥1,234.56", yuan(domain.MustMoney("0.00").Sub(domain.MustMoney("1234.56"))))
+}
+
+// TestLocalPath: only a path of this site is gone back to; what a browser
+// would read as another site is refused.
+func TestLocalPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/desk/find":                "/desk/find",
+		"/desk/find?q=%E6%B2%AAA1":  "/desk/find?q=%E6%B2%AAA1",
+		"/desk/packages/x/contract": "/desk/packages/x/contract",
+		"":                          "",
+		"desk/find":                 "",
+		"//evil.example":            "",
+		"/\t/evil.example/x":        "",
+		"/\v/evil.example":          "",
+		"/\\evil.example":           "",
+		"/\r\n/evil.example":        "",
+		"https://evil.example/":     "",
+		"/%09/evil.example":         "/%09/evil.example", // stays a path: the browser does not decode it
+		"///evil.example":           "",
+		"/\x7f/evil":                "",
+	} {
+		require.Equal(t, want, localPath(in), "%q", in)
+	}
 }

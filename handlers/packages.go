@@ -347,7 +347,7 @@ func (s *Server) historyOf(ctx context.Context, id uuid.UUID) ([]historyEntry, e
 			Seq: e.Seq, ID: e.ID, Type: e.Type, Schema: e.Schema, Dealer: e.Dealer, Store: e.Store,
 			BusinessTime: e.BusinessTime, RecordedAt: e.RecordedAt, Actor: e.Actor, Key: e.Key,
 			Prev: e.Prev, Hash: e.Hash, Data: e.Data, Event: e.Event,
-			After: historyAfter{Status: p.Status, Paid: p.Paid, Liability: p.Liability, Remaining: p.Remaining()},
+			After: historyAfter{Status: p.Status, Paid: p.Paid, Voided: p.Voided, Liability: p.Liability, Remaining: p.Remaining()},
 		})
 	}
 	return entries, nil

@@ -50,6 +50,9 @@ type Config struct {
 	// WriteWait bounds how long a write's answer waits for the
 	// projections to apply it.
 	WriteWait time.Duration
+	// SecureCookies marks the web desk's cookies Secure even when a
+	// request came without TLS: for a desk served by a proxy that ends TLS.
+	SecureCookies bool
 	// WriteTimeout bounds how long a write waits for JetStream to decide
 	// and confirm it. Past it the answer is 503 and the till retries with
 	// the same key: better than holding it while a cluster elects a

@@ -61,6 +61,10 @@ type historyEntry struct {
 type historyAfter struct {
 	Status    domain.Status  `json:"status"`
 	Paid      domain.Money   `json:"paid"`
+	Voided    domain.Money   `json:"voided"`
 	Liability domain.Money   `json:"liability"`
 	Remaining map[string]int `json:"remaining"`
 }
+
+// NetPaid is what was paid and not voided.
+func (a historyAfter) NetPaid() domain.Money { return a.Paid.Sub(a.Voided) }

@@ -342,18 +342,22 @@ func (m *Model) Stats() (events int, lastSeq uint64, packages int) {
 // are. It looks at every package (a few milliseconds for half a million):
 // the cashier's queue is read by a person, not by a till's every request.
 func (m *Model) Awaiting(store string, limit int) ([]domain.Package, int) {
+	storeID, known := m.strs.ids[store]
+	if store != "" && !known {
+		return nil, 0 // no sale was ever made there
+	}
 	var out []domain.Package
 	for i := range m.packs.Len() {
 		pk := m.packs.At(i)
 		if w := pk.wide(); w != nil {
-			if w.Status != domain.StatusAwaitingPayment {
-				continue
+			if w.Status == domain.StatusAwaitingPayment && (store == "" || w.Store == store) {
+				out = append(out, m.expand(pk))
 			}
-		} else if pk.status != stAwaiting {
 			continue
 		}
-		if p := m.expand(pk); store == "" || p.Store == store {
-			out = append(out, p)
+		// Compact: status and store read without expanding the package.
+		if pk.status == stAwaiting && (store == "" || m.parties.list[pk.party].store == storeID) {
+			out = append(out, m.expand(pk))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -39,6 +39,7 @@ type serveConfig struct {
 	checkpoints                       bool
 	checkpointEvery                   int
 	checkpointInterval                time.Duration
+	secureCookies                     bool
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -66,6 +67,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.BoolVar(&c.checkpoints, "checkpoints", true, "keep checkpoints of the read models in the NATS object store (and, on the embedded server, a copy of the newest in --data), so that a start reads only the events after the last one (written periodically and on a clean stop)")
 	fs.IntVar(&c.checkpointEvery, "checkpoint-every", projections.DefaultCheckpointEvery, "write a checkpoint after this many events")
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", projections.DefaultCheckpointInterval, "or this long after the last one, if events came")
+	fs.BoolVar(&c.secureCookies, "secure-cookies", false, "mark the web desk's cookies Secure: set it when a proxy serves the desk over TLS (over TLS served directly they are anyway)")
 	keyFlags(fs, &c.keyFile, &c.keyringFile)
 	return fs, c
 }
@@ -329,6 +331,7 @@ func (n *ledgerNode) api(c *serveConfig, tz *time.Location, log *slog.Logger, ru
 	return handlers.New(handlers.Config{
 		Dealer: c.dealer, DefaultStore: c.store, TZ: tz, Clock: time.Now, Log: log,
 		NATSConnected: n.nc.IsConnected, KeyFingerprint: eventstore.Fingerprint(n.signer.Public()),
+		SecureCookies: c.secureCookies,
 	}, n.store, runner, users)
 }
 

@@ -1,6 +1,6 @@
 // The desk's one enhancement: the plan form's preview follows what the
 // manager types. The server computes it (the same rules as a definition);
-// without this script the form's Preview button asks for the same page.
+// without this script the form's Preview button posts for the same page.
 (function () {
   "use strict";
   var form = document.getElementById("plan-form");
@@ -9,9 +9,10 @@
   var timer = null, asked = 0;
   function refresh() {
     var n = ++asked;
-    var q = new URLSearchParams(new FormData(form));
-    q.delete("csrf");
-    fetch("/desk/plans/preview?" + q.toString(), { credentials: "same-origin" })
+    // A post, as the form's own Preview button: the CSRF token goes in
+    // the body, never into an address.
+    fetch("/desk/plans/preview", { method: "POST", credentials: "same-origin",
+      body: new URLSearchParams(new FormData(form)) })
       .then(function (r) { return r.text(); })
       .then(function (html) {
         if (n !== asked) { return; } // a newer one is on its way
