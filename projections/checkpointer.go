@@ -167,7 +167,8 @@ func (r *Runner) resumePreloaded(ctx context.Context, p *Preload) bool {
 		return false
 	}
 	if errors.Is(p.readErr, fs.ErrNotExist) {
-		r.log.Info("projections: no checkpoint to preload", "err", p.readErr)
+		// The first start, or the first since the copy came in: normal.
+		r.log.Debug("projections: no local copy of a checkpoint to preload", "err", p.readErr)
 		return false
 	}
 	cand := p.cand
