@@ -160,12 +160,13 @@ func redeemForm(vals url.Values) (redeemRequest, error) {
 // written: the domain decides it on the package as the read models hold
 // it, and the page shows what that would append.
 func (s *Server) deductPage(d *deskReq) {
-	s.confirmDeduct(d, d.r.URL.Query(), nil)
+	s.confirmDeduct(d, d.r.URL.Query(), nil, false)
 }
 
 // confirmDeduct shows the confirmation for the fields in vals, or the
-// package page's form again with failure next to its field.
-func (s *Server) confirmDeduct(d *deskReq, vals url.Values, failure error) {
+// package page's form again with failure next to its field; changed says
+// the package changed since the confirmation the advisor sent.
+func (s *Server) confirmDeduct(d *deskReq, vals url.Values, failure error, changed bool) {
 	p, ok := s.pathPackage(d)
 	if !ok {
 		return
@@ -194,10 +195,13 @@ func (s *Server) confirmDeduct(d *deskReq, vals url.Values, failure error) {
 		}
 	}
 	status := http.StatusOK
-	if err != nil {
+	switch {
+	case err != nil:
 		status, v.Errors = s.fieldErrors(d.lang, err)
 		v.Errors = shownAt(v.Errors, "service", "repair_order", "mileage")
 		data.Failed = true
+	case changed:
+		status, v.Errors = s.fieldErrors(d.lang, domain.Errorf(domain.CodeConcurrentUpdate, "the package changed"))
 	}
 	v.Data = data
 	s.render(d.w, status, "deduct", v)
@@ -221,8 +225,20 @@ func (s *Server) deduct(d *deskReq) {
 	}
 	req, err := redeemForm(d.r.PostForm)
 	if err != nil {
-		s.confirmDeduct(d, d.r.PostForm, err)
+		s.confirmDeduct(d, d.r.PostForm, err, false)
 		return
+	}
+	// The visit deducted is the one the confirmation showed: if another
+	// deduction or a reversal came in between, the new one is shown.
+	if p, perr := s.packageByID(d.r.Context(), id); perr == nil && d.r.PostForm.Get("unit") != "" {
+		evs, derr := domain.Decide(p, domain.Redeem{RedemptionID: newID(), Service: req.Service,
+			RepairOrder: req.RepairOrder, Mileage: req.Mileage}, s.now())
+		for _, e := range evs {
+			if r, ok := e.(domain.VisitRedeemed); ok && derr == nil && strconv.Itoa(r.Unit) != d.r.PostForm.Get("unit") {
+				s.confirmDeduct(d, d.r.PostForm, nil, true)
+				return
+			}
+		}
 	}
 	o, err := formOp(d, req)
 	if err != nil {
@@ -231,7 +247,7 @@ func (s *Server) deduct(d *deskReq) {
 	}
 	_, _, created, err := s.redeemVisit(d.r.Context(), o, id, req)
 	if err != nil {
-		s.confirmDeduct(d, d.r.PostForm, err)
+		s.confirmDeduct(d, d.r.PostForm, err, false)
 		return
 	}
 	done := "deducted"

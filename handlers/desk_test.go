@@ -244,6 +244,23 @@ func TestDesk_AdvisorDeducts(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, st)
 	require.Equal(t, "/desk/packages/"+id+"?done=deducted_again", loc)
 	require.Equal(t, after, a.LastSeq())
+
+	// Another deduction between the confirmation and its button: the
+	// advisor is shown the new confirmation, and only that one writes.
+	c.get("/desk/packages/" + id + "/deduct?service=oil_change&repair_order=RO-5&mileage=6000")
+	c.has("¥1,632.00") // after it
+	st, _ = a.Do("POST", "/v1/packages/"+id+"/redemptions", domain.RoleAdvisor,
+		map[string]any{"service": "oil_change", "repair_order": "RO-6", "mileage": 6100})
+	require.Equal(t, http.StatusCreated, st)
+	after = a.LastSeq()
+	st, _ = c.submit("/desk/packages/"+id+"/deduct", nil)
+	require.Equal(t, http.StatusConflict, st)
+	c.has("别人刚刚修改了这个套餐", "¥1,224.00")
+	require.Equal(t, after, a.LastSeq())
+	st, _ = c.submit("/desk/packages/"+id+"/deduct", nil)
+	require.Equal(t, http.StatusSeeOther, st, c.page)
+	_, p = a.Do("GET", "/v1/packages/"+id, domain.RoleAuditor, nil)
+	require.Equal(t, "1224.00", p["liability"])
 }
 
 // TestDesk_FieldErrors: what was wrong is said next to its field, in
