@@ -609,6 +609,20 @@ func shownAt(errs map[string]string, rendered ...string) map[string]string {
 	return errs
 }
 
+// refused puts err on a form posted again: each error next to its field
+// among shown (the rest with the form), what was typed kept, and the
+// form's idempotency key kept in key, since nothing was written under it
+// and a corrected form is the same write. It returns the page's status.
+func (s *Server) refused(d *deskReq, v *view, key *string, err error, shown ...string) int {
+	v.Form = d.r.PostForm
+	status, errs := s.fieldErrors(d.lang, err)
+	v.Errors = shownAt(errs, shown...)
+	if k := d.r.PostForm.Get("key"); k != "" {
+		*key = k
+	}
+	return status
+}
+
 // formOp is the write a desk form asks for: the session's user, the
 // form's idempotency key (a repeat of the same form appends nothing) and
 // the digest of what it asks, as the API takes of a body.

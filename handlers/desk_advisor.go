@@ -264,18 +264,17 @@ type sellData struct {
 }
 
 func (s *Server) sellPage(d *deskReq) {
-	s.showSell(d, http.StatusOK, nil, nil)
+	s.showSell(d, http.StatusOK, nil)
 }
 
-// showSell shows the sale form, with what was typed and err next to its
-// field, if any.
-func (s *Server) showSell(d *deskReq, status int, typed url.Values, err error) {
+// showSell shows the sale form; after a refused post, with err next to
+// its field and what was typed.
+func (s *Server) showSell(d *deskReq, status int, err error) {
 	if rerr := s.ready(d.r.Context()); rerr != nil {
 		s.failed(d, rerr)
 		return
 	}
 	v := s.view(d.lang, d, "sell.title")
-	v.Form = typed
 	data := sellData{Key: newFormKey()}
 	s.reads.Read(func(m *projections.Model) {
 		for _, p := range m.Plans() {
@@ -285,11 +284,7 @@ func (s *Server) showSell(d *deskReq, status int, typed url.Values, err error) {
 		}
 	})
 	if err != nil {
-		status, v.Errors = s.fieldErrors(d.lang, err)
-		v.Errors = shownAt(v.Errors, "plan", "customer.id", "customer.name", "customer.phone", "vehicle.vin", "vehicle.plate", "vehicle.model")
-		if typed.Get("key") != "" {
-			data.Key = typed.Get("key") // the same sale, if sent again
-		}
+		status = s.refused(d, &v, &data.Key, err, "plan", "customer.id", "customer.name", "customer.phone", "vehicle.vin", "vehicle.plate", "vehicle.model")
 	}
 	v.Data = data
 	s.render(d.w, status, "sell", v)
@@ -313,5 +308,5 @@ func (s *Server) sellForm(d *deskReq) {
 			return
 		}
 	}
-	s.showSell(d, 0, f, err)
+	s.showSell(d, 0, err)
 }

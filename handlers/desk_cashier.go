@@ -61,12 +61,7 @@ func (s *Server) showPay(d *deskReq, p domain.Package, status int, err error) {
 	v := s.view(d.lang, d, "pay.title")
 	data := payData{P: p, Due: p.Price.Sub(p.Paid.Sub(p.Voided)), Methods: domain.PaymentMethods, Key: newFormKey()}
 	if err != nil {
-		v.Form = d.r.PostForm
-		status, v.Errors = s.fieldErrors(d.lang, err)
-		v.Errors = shownAt(v.Errors, "amount", "method", "receipt")
-		if k := d.r.PostForm.Get("key"); k != "" {
-			data.Key = k // the same payment, if sent again
-		}
+		status = s.refused(d, &v, &data.Key, err, "amount", "method", "receipt")
 	}
 	v.Data = data
 	s.render(d.w, status, "pay", v)

@@ -263,12 +263,7 @@ func (s *Server) showRefund(d *deskReq, p domain.Package, status int, err error)
 	v := s.view(d.lang, d, "refund.title")
 	data := refundData{P: p, Quote: q, Methods: domain.PaymentMethods, Key: newFormKey()}
 	if err != nil {
-		v.Form = d.r.PostForm
-		status, v.Errors = s.fieldErrors(d.lang, err)
-		v.Errors = shownAt(v.Errors, "method", "reason")
-		if k := d.r.PostForm.Get("key"); k != "" {
-			data.Key = k
-		}
+		status = s.refused(d, &v, &data.Key, err, "method", "reason")
 	}
 	v.Data = data
 	s.render(d.w, status, "refund", v)
