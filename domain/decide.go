@@ -204,7 +204,7 @@ func decidePayment(p Package, c RecordPayment, now time.Time) ([]Event, error) {
 	default:
 		return nil, Errorf(CodePackageNotActive, "the package is %s and takes no payment", p.Status)
 	}
-	due := p.Price.Sub(p.NetPaid())
+	due := p.Due()
 	if c.Amount.Cmp(due) > 0 {
 		return nil, FieldErrorf(CodeOverpayment, "amount", "%s is more than the %s still due", c.Amount, due)
 	}

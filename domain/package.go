@@ -124,6 +124,9 @@ func (p *Package) unusedValue() Money {
 // NetPaid is what the customer has paid and not had voided.
 func (p *Package) NetPaid() Money { return p.Paid.Sub(p.Voided) }
 
+// Due is what is still to pay before the package is paid in full.
+func (p *Package) Due() Money { return p.Price.Sub(p.NetPaid()) }
+
 // PaymentByID finds a payment.
 func (p *Package) PaymentByID(id uuid.UUID) (Payment, bool) {
 	for _, x := range p.Payments {

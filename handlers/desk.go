@@ -438,7 +438,7 @@ func (v view) Method(m domain.PaymentMethod) string { return v.T("method." + str
 func (v view) Net(p domain.Package) domain.Money { return p.NetPaid() }
 
 // Due is what is still to pay on p.
-func (v view) Due(p domain.Package) domain.Money { return p.Price.Sub(p.Paid.Sub(p.Voided)) }
+func (v view) Due(p domain.Package) domain.Money { return p.Due() }
 
 // Percent writes a rate as a percentage: 0.10 as 10, 0.085 as 8.5.
 func (v view) Percent(r domain.Rate) string {

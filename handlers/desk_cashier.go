@@ -59,7 +59,7 @@ func (s *Server) payPage(d *deskReq) {
 // to its field, if any.
 func (s *Server) showPay(d *deskReq, p domain.Package, status int, err error) {
 	v := s.view(d.lang, d, "pay.title")
-	data := payData{P: p, Due: p.Price.Sub(p.Paid.Sub(p.Voided)), Methods: domain.PaymentMethods, Key: newFormKey()}
+	data := payData{P: p, Due: p.Due(), Methods: domain.PaymentMethods, Key: newFormKey()}
 	if err != nil {
 		status = s.refused(d, &v, &data.Key, err, "amount", "method", "receipt")
 	}
